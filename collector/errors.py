@@ -1,0 +1,39 @@
+"""The project's exception types; the AWS boundary translates botocore errors into these."""
+
+
+class CollectorError(Exception):
+    """Base of every error the collector raises on purpose."""
+
+
+class ConfigError(CollectorError):
+    """Bad configuration or command-line input (exit code 2)."""
+
+
+class AwsError(CollectorError):
+    """An AWS call failed with an error code that is not retried."""
+
+    def __init__(self, operation: str, code: str, message: str) -> None:
+        super().__init__(f"{operation}: {code}: {message}")
+        self.operation = operation
+        self.code = code
+        self.message = message
+
+
+class NoSuchEntityError(AwsError):
+    """The principal or the JobId does not exist (any more)."""
+
+
+class AccessDeniedError(AwsError):
+    """The caller's credentials are not allowed to make the call."""
+
+
+class RetriesExhaustedError(AwsError):
+    """A throttled or transient failure kept happening past the retry budget."""
+
+
+class CredentialsError(CollectorError):
+    """No usable AWS credentials, or the endpoint cannot be reached (exit code 3)."""
+
+
+class OutputError(CollectorError):
+    """The output cannot be created or written (exit code 4)."""

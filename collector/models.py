@@ -1,0 +1,154 @@
+"""Types that travel between pipeline stages, and the builders of JSONL schema-1 records."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+SCHEMA = 1
+
+PrincipalType = Literal["user", "group", "role", "policy"]
+PRINCIPAL_TYPES: tuple[PrincipalType, ...] = ("user", "group", "role", "policy")
+ErrorStage = Literal["generate", "poll", "services", "entities"]
+Record = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class RunContext:
+    """What every record of one sweep carries."""
+
+    run_id: str
+    account_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """A user, group, role or managed policy found by discovery."""
+
+    arn: str
+    type: PrincipalType
+    name: str
+    id: str
+    path: str
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """A report job that has been generated and is not finished yet."""
+
+    principal: Principal
+    job_id: str
+    started: float  # monotonic clock reading when it was generated, for the deadline
+
+
+@dataclass(frozen=True, slots=True)
+class CompletedJob:
+    """A COMPLETED job with the first page of services its last poll already returned."""
+
+    principal: Principal
+    job_id: str
+    job_type: str
+    job_created: datetime
+    job_completed: datetime
+    first_page: Mapping[str, Any]
+
+
+def iso(value: datetime | None) -> str | None:
+    """ISO-8601 in UTC with a `Z`; milliseconds only when the source has them."""
+    if value is None:
+        return None
+    utc = value.astimezone(UTC)
+    text = utc.strftime("%Y-%m-%dT%H:%M:%S")
+    if utc.microsecond:
+        text += f".{utc.microsecond // 1000:03d}"
+    return text + "Z"
+
+
+def _common(kind: str, ctx: RunContext, principal: Principal, job_id: str | None) -> Record:
+    return {
+        "record": kind,
+        "schema": SCHEMA,
+        "run_id": ctx.run_id,
+        "account_id": ctx.account_id,
+        "principal_arn": principal.arn,
+        "principal_type": principal.type,
+        "job_id": job_id,
+    }
+
+
+def service_record(ctx: RunContext, job: CompletedJob, item: Mapping[str, Any]) -> Record:
+    """One `ServicesLastAccessed` item as a `service` line."""
+    tracked = item.get("TrackedActionsLastAccessed")
+    return _common("service", ctx, job.principal, job.job_id) | {
+        "service_namespace": item["ServiceNamespace"],
+        "service_name": item.get("ServiceName"),
+        "last_authenticated": iso(item.get("LastAuthenticated")),
+        "last_authenticated_entity": item.get("LastAuthenticatedEntity"),
+        "last_authenticated_region": item.get("LastAuthenticatedRegion"),
+        "total_authenticated_entities": item.get("TotalAuthenticatedEntities"),
+        "tracked_actions": None
+        if tracked is None
+        else [
+            {
+                "action_name": action.get("ActionName"),
+                "last_accessed_time": iso(action.get("LastAccessedTime")),
+                "last_accessed_entity": action.get("LastAccessedEntity"),
+                "last_accessed_region": action.get("LastAccessedRegion"),
+            }
+            for action in tracked
+        ],
+    }
+
+
+def entity_record(
+    ctx: RunContext, job: CompletedJob, namespace: str, item: Mapping[str, Any]
+) -> Record:
+    """One `EntityDetailsList` item as an `entity` line."""
+    info = item["EntityInfo"]
+    return _common("entity", ctx, job.principal, job.job_id) | {
+        "service_namespace": namespace,
+        "entity_arn": info["Arn"],
+        "entity_name": info.get("Name"),
+        "entity_type": str(info.get("Type", "")).lower() or None,
+        "entity_id": info.get("Id"),
+        "entity_path": info.get("Path"),
+        "last_authenticated": iso(item.get("LastAuthenticated")),
+    }
+
+
+def principal_record(
+    ctx: RunContext, job: CompletedJob, services: int, services_accessed: int, entities: int
+) -> Record:
+    """The completion marker, written after all of a principal's service and entity lines."""
+    principal = job.principal
+    return _common("principal", ctx, principal, job.job_id) | {
+        "principal_name": principal.name,
+        "principal_id": principal.id,
+        "principal_path": principal.path,
+        "job_type": job.job_type,
+        "job_created": iso(job.job_created),
+        "job_completed": iso(job.job_completed),
+        "services": services,
+        "services_accessed": services_accessed,
+        "entities": entities,
+    }
+
+
+def error_record(
+    ctx: RunContext,
+    principal: Principal,
+    job_id: str | None,
+    stage: ErrorStage,
+    code: str,
+    message: str,
+    service_namespace: str | None = None,
+) -> Record:
+    """A principal that could not be reported completely."""
+    return _common("error", ctx, principal, job_id) | {
+        "stage": stage,
+        "code": code,
+        "message": message,
+        "service_namespace": service_namespace,
+    }

@@ -53,6 +53,7 @@ class CompletedJob:
     job_created: datetime
     job_completed: datetime
     first_page: Mapping[str, Any]
+    polls: int = 1
 
 
 def iso(value: datetime | None) -> str | None:
@@ -152,3 +153,13 @@ def error_record(
         "message": message,
         "service_namespace": service_namespace,
     }
+
+
+@dataclass
+class Counters:
+    """Live counts of one sweep, for the progress display and the run line."""
+
+    principals_found: int = 0
+    principals_done: int = 0
+    jobs_in_flight: int = 0
+    errors: int = 0

@@ -1,0 +1,281 @@
+"""Command line: argv and environment to settings, logging, one command, errors to exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, NoReturn
+
+import anyio
+import structlog
+
+from collector import __version__
+from collector.aws import CallStats
+from collector.config import Rates, Settings, load_settings
+from collector.errors import CollectorError, ConfigError, CredentialsError, OutputError
+from collector.logs import configure_logging
+from collector.models import Counters
+from collector.pipeline import SweepResult, run_sweep
+from collector.progress import ProgressSnapshot, show_progress
+
+EXIT_OK = 0
+EXIT_PARTIAL = 1
+EXIT_USAGE = 2
+EXIT_AWS = 3
+EXIT_OUTPUT = 4
+EXIT_SIGNAL_BASE = 128  # 130 after SIGINT, 143 after SIGTERM, as shells report them
+
+log = structlog.get_logger()
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line, not a usage dump."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _add_sweep_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", help="YAML settings file (default: $COLLECTOR_CONFIG)")
+    parser.add_argument(
+        "--output",
+        help="path template with {account_id}, {date}, {run_id}; .gz compresses; - is stdout",
+    )
+    parser.add_argument("--endpoint-url", help="IAM and STS endpoint (e.g. the emulator's URL)")
+    parser.add_argument("--profile", help="AWS profile name")
+    parser.add_argument("--region", help="region for signing and STS (default us-east-1)")
+    parser.add_argument(
+        "--granularity", choices=("service", "action", "SERVICE_LEVEL", "ACTION_LEVEL")
+    )
+    parser.add_argument("--entities", choices=("none", "accessed", "all"))
+    parser.add_argument("--max-jobs-in-flight", type=int, metavar="N")
+    parser.add_argument(
+        "--aws-managed-policies",
+        action="store_const",
+        const=True,
+        help="also report attached AWS-managed policies",
+    )
+    parser.add_argument(
+        "--resume",
+        action="store_const",
+        const=True,
+        help="finish the newest interrupted NAME.part of this output template",
+    )
+    parser.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
+    parser.add_argument(
+        "--no-progress",
+        dest="progress",
+        action="store_const",
+        const=False,
+        help="no live progress line on a terminal",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="collector",
+        description="Bulk export of AWS IAM service-last-accessed (Access Advisor) data to JSONL.",
+    )
+    parser.add_argument("--version", action="version", version=f"collector {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    sweep = commands.add_parser("sweep", help="report on every principal of the account")
+    _add_sweep_options(sweep)
+    demo = commands.add_parser(
+        "demo", help="sweep a seeded account on the embedded emulator into ./out/"
+    )
+    demo.add_argument("--principals", type=int, default=300)
+    demo.add_argument("--seed", type=int, default=1)
+    demo.add_argument("--output-dir", default="out")
+    emulate = commands.add_parser("emulate", help="serve the Access Advisor emulator on 127.0.0.1")
+    try:
+        from collector.emulator.command import add_arguments
+    except ImportError:
+        pass  # the emulator extra is not installed; `emulate` says so when run
+    else:
+        add_arguments(emulate)
+    return parser
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, object]:
+    """CLI flags as dotted settings keys; None means the flag was not given."""
+    return {
+        "output": args.output,
+        "endpoint_url": args.endpoint_url,
+        "profile": args.profile,
+        "region": args.region,
+        "granularity": args.granularity,
+        "entities": args.entities,
+        "max_jobs_in_flight": args.max_jobs_in_flight,
+        "discovery.aws_managed_policies": args.aws_managed_policies,
+        "resume": args.resume,
+        "log_level": args.log_level,
+        "progress": args.progress,
+    }
+
+
+def _collector_error(error: BaseException) -> CollectorError | None:
+    """The first CollectorError in an exception (group) tree, if any."""
+    if isinstance(error, CollectorError):
+        return error
+    if isinstance(error, BaseExceptionGroup):
+        for inner in error.exceptions:
+            found = _collector_error(inner)
+            if found is not None:
+                return found
+    return None
+
+
+def _exit_code(error: CollectorError) -> int:
+    if isinstance(error, ConfigError):
+        return EXIT_USAGE
+    if isinstance(error, CredentialsError):
+        return EXIT_AWS
+    if isinstance(error, OutputError):
+        return EXIT_OUTPUT
+    return EXIT_PARTIAL
+
+
+async def _watch_signals(stop: anyio.Event, received: list[int]) -> None:
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for signum in signals:
+            received.append(signum)
+            log.warning("collector.sweep.signal", signal=signal.Signals(signum).name)
+            stop.set()
+
+
+def _snapshot(counters: Counters, stats: CallStats) -> Any:
+    window: list[tuple[float, int]] = [(time.monotonic(), 0)]
+
+    def snapshot() -> ProgressSnapshot:
+        now, total = time.monotonic(), sum(stats.calls.values())
+        then, before = window[0]
+        window[0] = (now, total)
+        return ProgressSnapshot(
+            principals_found=counters.principals_found,
+            principals_done=counters.principals_done,
+            jobs_in_flight=counters.jobs_in_flight,
+            calls_per_s=(total - before) / max(now - then, 1e-6),
+            throttled=sum(stats.throttled.values()),
+            errors=counters.errors,
+        )
+
+    return snapshot
+
+
+async def _sweep(
+    settings: Settings, credentials: Mapping[str, str] | None = None
+) -> tuple[int, SweepResult | None]:
+    """Run one sweep with signal handling and progress; return the exit code and result."""
+    stop = anyio.Event()
+    received: list[int] = []
+    counters, stats = Counters(), CallStats()
+    progress = sys.stderr.isatty() if settings.progress is None else settings.progress
+    started = time.monotonic()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(_watch_signals, stop, received)
+        if progress:
+            tg.start_soon(show_progress, _snapshot(counters, stats), sys.stderr)
+        try:
+            result = await run_sweep(
+                settings, stop=stop, counters=counters, stats=stats, credentials=credentials
+            )
+        finally:
+            tg.cancel_scope.cancel()
+    log.info(
+        "collector.sweep.finished",
+        status=result.status,
+        output=str(result.path) if result.path else None,
+        seconds=round(time.monotonic() - started, 1),
+        records=result.run["records"],
+        api_calls=sum(stats.calls.values()),
+        throttled=sum(stats.throttled.values()),
+    )
+    if received:
+        return EXIT_SIGNAL_BASE + received[0], result
+    return (EXIT_PARTIAL if result.status == "partial" else EXIT_OK), result
+
+
+def _run(settings: Settings, credentials: Mapping[str, str] | None = None) -> tuple[int, Any]:
+    """anyio.run with every CollectorError turned into one line on stderr and an exit code."""
+    try:
+        return anyio.run(_sweep, settings, credentials)
+    except BaseException as error:  # the one place where errors become exit codes
+        found = _collector_error(error)
+        if found is None:
+            raise
+        print(f"collector: error: {found}", file=sys.stderr)
+        return _exit_code(found), None
+
+
+def _demo(args: argparse.Namespace) -> int:
+    try:
+        from collector.emulator import EmulatorOptions, Faults, running_emulator
+    except ImportError:
+        return _emulator_missing()
+    configure_logging("warning")
+    output_dir = Path(args.output_dir)
+    options = EmulatorOptions(
+        principals=args.principals, seed=args.seed, faults=Faults(latency=0.5, short_page_max=40)
+    )
+    print(f"collector demo: seeding an emulated account with {args.principals} principals ...")
+    with running_emulator(options) as emulator:
+        settings = replace(
+            Settings(),
+            endpoint_url=emulator.endpoint,
+            output=str(output_dir / "access-advisor-{account_id}-{date}.jsonl"),
+            rates=Rates(generate=100, get=200, get_with_entities=200, list=50),
+            progress=sys.stderr.isatty(),
+        )
+        started = time.monotonic()
+        code, result = _run(
+            settings, {"aws_access_key_id": "demo", "aws_secret_access_key": "demo-secret"}
+        )
+    if result is None:
+        return code
+    records = result.run["records"]
+    print(
+        f"collector demo: {result.status} in {time.monotonic() - started:.1f} s: "
+        f"{records['principal']} principals, {records['service']} service rows, "
+        f"{records['entity']} entity rows, {records['error']} errors, "
+        f"{sum(result.run['api_calls'].values())} API calls"
+    )
+    print(f"collector demo: wrote {result.path}")
+    print(f"  try: jq -c 'select(.record==\"principal\")' {result.path} | head")
+    return code
+
+
+def _emulator_missing() -> int:
+    print(
+        "collector: error: the emulator needs its extra: pip install 'collector[emulator]'",
+        file=sys.stderr,
+    )
+    return EXIT_USAGE
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    # A full disk or RLIMIT_FSIZE must be a write error we report, not a silent SIGXFSZ kill.
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    if args.command == "emulate":
+        try:
+            from collector.emulator.command import run
+        except ImportError:
+            return _emulator_missing()
+        code: int = run(args)
+        return code
+    if args.command == "demo":
+        return _demo(args)
+    try:
+        settings = load_settings(args.config, os.environ, _overrides(args))
+    except ConfigError as error:
+        print(f"collector: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    configure_logging(settings.log_level)
+    code, _ = _run(settings)
+    return code

@@ -1,0 +1,248 @@
+"""The seeded synthetic account, written straight into moto's IAM backend (no HTTP)."""
+
+from __future__ import annotations
+
+import json
+import random
+import string
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from moto.iam.aws_managed_policies import aws_managed_policies_data
+from moto.iam.models import AWSManagedPolicy, Group, IAMBackend, ManagedPolicy, Role, User
+
+from collector.emulator.catalog import POPULAR_SERVICES, SERVICES, TRACKED_ACTIONS
+
+# AWS-managed policies the account attaches, from the set moto ships. moto
+# loads none unless asked (loading all ~1,600 is slow), so we add just these.
+AWS_MANAGED_ATTACHED = (
+    "AdministratorAccess",
+    "ReadOnlyAccess",
+    "PowerUserAccess",
+    "AmazonS3ReadOnlyAccess",
+    "AmazonEC2FullAccess",
+    "IAMReadOnlyAccess",
+    "AWSLambda_FullAccess",
+    "CloudWatchLogsReadOnlyAccess",
+    "AmazonDynamoDBFullAccess",
+    "AmazonSQSFullAccess",
+    "SecurityAudit",
+    "ViewOnlyAccess",
+    "AWSLambdaBasicExecutionRole",
+)
+AWS_MANAGED_UNATTACHED = ("AmazonSNSReadOnlyAccess",)
+
+# Shares of the principal count; the rest are users.
+_SHARES = {"group": 0.10, "role": 0.25, "policy": 0.20}
+_TEAMS = ("platform", "data", "payments", "web", "mobile", "security", "ml", "ops")
+_ROLE_KINDS = ("lambda-exec", "ecs-task", "ci-deploy", "readonly", "etl", "service")
+_REGION = "us-east-1"
+_ID_ALPHABET = string.ascii_uppercase + "234567"
+_TRUST = json.dumps(
+    {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "lambda.amazonaws.com"},
+                "Action": "sts:AssumeRole",
+            }
+        ],
+    }
+)
+_ADMIN_DOCUMENT = json.dumps(
+    {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Layout:
+    """How many principals of each kind a seeded account has."""
+
+    users: int
+    groups: int
+    roles: int
+    policies: int
+
+
+def layout(principals: int) -> Layout:
+    """Split a principal count over the kinds; every kind gets one from 4 principals up."""
+    if principals < 0:
+        raise ValueError("principals must be >= 0")
+    counts = {kind: int(principals * share) for kind, share in _SHARES.items()}
+    if principals >= 4:
+        counts = {kind: max(1, count) for kind, count in counts.items()}
+    users = principals - sum(counts.values())
+    return Layout(users, counts["group"], counts["role"], counts["policy"])
+
+
+@lru_cache(maxsize=1)
+def _aws_policy_data() -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(aws_managed_policies_data)
+    return data
+
+
+def _statement(rng: random.Random, namespace: str) -> dict[str, Any]:
+    style = rng.random()
+    if style < 0.25:
+        actions: list[str] = [f"{namespace}:*"]
+    elif style < 0.6:
+        actions = [f"{namespace}:{verb}*" for verb in rng.sample(("Get", "List", "Describe"), 2)]
+    else:
+        tracked = TRACKED_ACTIONS.get(namespace)
+        picks = rng.sample(tracked, min(3, len(tracked))) if tracked else ["Get*"]
+        actions = [f"{namespace}:{name}" for name in picks]
+    return {"Effect": "Allow", "Action": actions, "Resource": "*"}
+
+
+def _document(rng: random.Random, namespaces: Sequence[str]) -> str:
+    return json.dumps(
+        {"Version": "2012-10-17", "Statement": [_statement(rng, ns) for ns in namespaces]}
+    )
+
+
+class _Seeder:
+    """Writes one account; all randomness comes from one seeded generator."""
+
+    def __init__(self, backend: IAMBackend, seed: int) -> None:
+        self.backend = backend
+        self.account_id = backend.account_id
+        self.rng = random.Random(seed)
+        self.popular = sorted(POPULAR_SERVICES)
+        self.every = sorted(SERVICES)
+
+    def _id(self, prefix: str) -> str:
+        return prefix + "".join(self.rng.choices(_ID_ALPHABET, k=17))
+
+    def _path(self, team: str) -> str:
+        return "/" if self.rng.random() < 0.8 else f"/{team}/"
+
+    def _namespaces(self) -> list[str]:
+        count = self.rng.randint(1, 4)
+        pool = self.popular if self.rng.random() < 0.7 else self.every
+        return self.rng.sample(pool, min(count, len(pool)))
+
+    def aws_policies(self) -> list[ManagedPolicy]:
+        data = _aws_policy_data()
+        attached: list[ManagedPolicy] = []
+        for name in (*AWS_MANAGED_ATTACHED, *AWS_MANAGED_UNATTACHED):
+            policy = AWSManagedPolicy.from_data(name, self.account_id, _REGION, data[name])
+            self.backend.managed_policies[policy.arn] = policy
+            if name in AWS_MANAGED_ATTACHED:
+                attached.append(policy)
+        return attached
+
+    def customer_policies(self, count: int) -> list[ManagedPolicy]:
+        policies = []
+        for index in range(count):
+            team = _TEAMS[index % len(_TEAMS)]
+            namespaces = self._namespaces()
+            # The first one is a break-glass admin policy: a principal allowed `*`.
+            document = _ADMIN_DOCUMENT if index == 0 else _document(self.rng, namespaces)
+            label = "break-glass-admin" if index == 0 else f"{team}-{namespaces[0]}-access"
+            # moto's models are concrete at runtime; mypy sees the CloudFormation
+            # hooks they leave unimplemented as abstract.
+            policy = ManagedPolicy(  # type: ignore[abstract]
+                f"{label}-{index:05d}",
+                account_id=self.account_id,
+                region=_REGION,
+                description=f"Seeded policy for team {team}",
+                document=document,
+                path=self._path(team),
+            )
+            policy.id = self._id("ANPA")
+            self.backend.managed_policies[policy.arn] = policy
+            policies.append(policy)
+        return policies
+
+    def _attach(
+        self,
+        holder: User | Group | Role,
+        customer: Sequence[ManagedPolicy],
+        aws: Sequence[ManagedPolicy],
+        most: int,
+        aws_share: float,
+        inline_share: float,
+    ) -> None:
+        if customer:
+            # Skewed so that a few policies are attached widely, as in real accounts.
+            for _ in range(self.rng.randint(0, most)):
+                index = min(int(self.rng.paretovariate(1.2)) - 1, len(customer) - 1)
+                policy = customer[self.rng.randrange(len(customer)) if index > 5 else index]
+                if policy.arn not in holder.managed_policies:
+                    policy.attach_to(holder)
+        if aws and self.rng.random() < aws_share:
+            # Never AdministratorAccess at random: it is granted on purpose below.
+            policy = self.rng.choice(aws[1:]) if len(aws) > 1 else aws[0]
+            if policy.arn not in holder.managed_policies:
+                policy.attach_to(holder)
+        if self.rng.random() < inline_share:
+            holder.put_policy("inline", _document(self.rng, self._namespaces()))
+
+    def run(self, shape: Layout) -> None:
+        aws = self.aws_policies()
+        customer = self.customer_policies(shape.policies)
+        rest = customer[1:]
+        groups = []
+        for index in range(shape.groups):
+            team = _TEAMS[index % len(_TEAMS)]
+            group = Group(self.account_id, _REGION, f"{team}-group-{index:04d}", self._path(team))
+            group.id = self._id("AGPA")
+            self.backend.groups[group.name] = group
+            self._attach(group, rest, aws, 3, 0.15, 0.3)
+            groups.append(group)
+        for index in range(shape.roles):
+            kind = _ROLE_KINDS[index % len(_ROLE_KINDS)]
+            path = "/service-role/" if self.rng.random() < 0.1 else self._path(kind)
+            role = Role(  # type: ignore[abstract]
+                account_id=self.account_id,
+                partition="aws",
+                role_id=self._id("AROA"),
+                name=f"{kind}-{index:05d}",
+                assume_role_policy_document=_TRUST,
+                path=path,
+                permissions_boundary=None,
+                description="Seeded role",
+                tags=[],
+                max_session_duration="3600",
+            )
+            self.backend.roles[role.id] = role
+            self._attach(role, rest, aws, 3, 0.2, 0.4)
+            if index == 0:
+                # Principals allowed `*`: an admin role with the AWS-managed
+                # AdministratorAccess and the customer break-glass policy.
+                aws[0].attach_to(role)
+                if customer:
+                    customer[0].attach_to(role)
+        for index in range(shape.users):
+            team = _TEAMS[index % len(_TEAMS)]
+            user = User(  # type: ignore[abstract]
+                self.account_id, _REGION, f"{team}.user-{index:05d}", self._path(team)
+            )
+            user.id = self._id("AIDA")
+            self.backend.users[user.name] = user
+            if index == 0:
+                user.put_policy("admin", _ADMIN_DOCUMENT)
+            self._attach(user, rest, aws, 2, 0.05, 0.3)
+            if groups:
+                for group in self.rng.sample(
+                    groups, min(len(groups), self.rng.choice((0, 1, 1, 2, 3)))
+                ):
+                    group.users.append(user)
+        # Every curated AWS-managed policy is attached somewhere, so that a
+        # sweep with AWS-managed policies covers all of them.
+        holders: list[User | Group | Role] = [*self.backend.roles.values(), *groups]
+        for index, policy in enumerate(aws[1:]):
+            if policy.attachment_count == 0 and holders:
+                holder = holders[index % len(holders)]
+                if policy.arn not in holder.managed_policies:
+                    policy.attach_to(holder)
+
+
+def seed_account(backend: IAMBackend, principals: int, seed: int) -> Layout:
+    """Fill an empty IAM backend with a deterministic account of `principals` principals."""
+    shape = layout(principals)
+    _Seeder(backend, seed).run(shape)
+    return shape

@@ -1,0 +1,100 @@
+"""The WSGI middleware in front of moto's server: faults for every IAM call, and the three
+Access Advisor operations moto lacks; everything else goes through to moto."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable, Iterable
+from typing import Any
+from urllib.parse import parse_qsl
+
+from collector.emulator import wire
+from collector.emulator.faults import FaultInjector
+from collector.emulator.operations import OPERATIONS, AccessAdvisor
+
+WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+# IAM calls that cannot change the account; any other call passed to moto
+# invalidates the emulator's snapshot of it.
+_READ_PREFIXES = ("Get", "List", "Generate", "Simulate")
+
+
+def signing_service(environ: dict[str, Any]) -> str | None:
+    """The service in the SigV4 credential scope (`AKID/date/region/iam/aws4_request`)."""
+    auth = environ.get("HTTP_AUTHORIZATION", "")
+    _, _, rest = auth.partition("Credential=")
+    scope = rest.split(",", 1)[0].strip().split("/")
+    return scope[3].lower() if len(scope) == 5 else None
+
+
+class EmulatorApp:
+    """Routes one account's requests: IAM through the fault knobs, then to us or to moto."""
+
+    def __init__(
+        self,
+        moto_app: WSGIApp,
+        advisor: AccessAdvisor,
+        injector: FaultInjector,
+        account_id: str,
+    ) -> None:
+        self.moto_app = moto_app
+        self.advisor = advisor
+        self.injector = injector
+        self.account_id = account_id
+        self.caller_arn = f"arn:aws:iam::{account_id}:user/collector"
+
+    def __call__(
+        self, environ: dict[str, Any], start_response: Callable[..., Any]
+    ) -> Iterable[bytes]:
+        # moto keys its state by account; pin every request to this emulator's.
+        environ["HTTP_X_MOTO_ACCOUNT_ID"] = self.account_id
+        if environ.get("REQUEST_METHOD") != "POST" or signing_service(environ) != "iam":
+            return self.moto_app(environ, start_response)
+        body = _read_body(environ)
+        params = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+        operation = params.get("Action", "")
+        refusal = self.injector.refusal(operation, self.caller_arn)
+        if refusal is not None:
+            return _answer(
+                start_response,
+                refusal.status,
+                wire.error(refusal.code, refusal.message, refusal.status),
+            )
+        if operation in OPERATIONS:
+            answer = self.advisor.handle(operation, params)
+            return _answer(start_response, answer.status, answer.body)
+        try:
+            return self.moto_app(environ, start_response)
+        finally:
+            if not operation.startswith(_READ_PREFIXES):
+                self.advisor.invalidate()
+
+
+def _read_body(environ: dict[str, Any]) -> bytes:
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = 0
+    body: bytes = environ["wsgi.input"].read(length) if length > 0 else b""
+    # moto reads the body again: hand it a fresh stream.
+    environ["wsgi.input"] = io.BytesIO(body)
+    environ["CONTENT_LENGTH"] = str(len(body))
+    return body
+
+
+_REASONS = {
+    200: "OK",
+    400: "Bad Request",
+    403: "Forbidden",
+    404: "Not Found",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+}
+
+
+def _answer(start_response: Callable[..., Any], status: int, body: bytes) -> list[bytes]:
+    start_response(
+        f"{status} {_REASONS.get(status, 'Error')}",
+        [("Content-Type", "text/xml"), ("Content-Length", str(len(body)))],
+    )
+    return [body]

@@ -1,0 +1,302 @@
+"""Each stage tested by owning both ends of its streams, over a scripted IAM client."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import anyio
+import pytest
+
+from collector import discover, fetch, jobs
+from collector.config import DiscoverySettings, PollSettings
+from collector.errors import RetriesExhaustedError
+from collector.models import CompletedJob, Counters, Job, Principal, RunContext
+from tests.fakes import FakeIam, client_error, fake_api
+
+CTX = RunContext(run_id="run1", account_id="123456789012")
+T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+GROUP = Principal(
+    arn="arn:aws:iam::123456789012:group/devs", type="group", name="devs", id="AGPA1", path="/"
+)
+FAST_POLL = PollSettings(first_delay=0.01, backoff=1.0, max_delay=0.05, jitter=0.0)
+
+
+def service(namespace: str, accessed: bool) -> dict[str, Any]:
+    item: dict[str, Any] = {"ServiceNamespace": namespace, "ServiceName": namespace.upper()}
+    if accessed:
+        item |= {
+            "LastAuthenticated": T0,
+            "LastAuthenticatedEntity": "arn:x",
+            "TotalAuthenticatedEntities": 1,
+        }
+    return item
+
+
+def entity(name: str) -> dict[str, Any]:
+    return {
+        "EntityInfo": {"Arn": f"arn:aws:iam::123456789012:user/{name}", "Name": name,
+                       "Type": "USER", "Id": f"AIDA{name}", "Path": "/"},
+        "LastAuthenticated": T0,
+    }  # fmt: skip
+
+
+async def run_stage(stage: Any, inputs: list[Any], *args: Any) -> list[Any]:
+    """Feed `inputs` into a stage's receive stream and collect everything it sends."""
+    in_send, in_receive = anyio.create_memory_object_stream[Any](len(inputs) + 1)
+    out_send, out_receive = anyio.create_memory_object_stream[Any](1000)
+    async with in_send:
+        for item in inputs:
+            await in_send.send(item)
+    with anyio.fail_after(10):
+        await stage(*args, in_receive, out_send)
+    async with out_receive:
+        return [item async for item in out_receive]
+
+
+async def test_fetch_follows_every_page_and_writes_the_principal_line_last() -> None:
+    """Short, truncated service pages and entity pages all arrive; the marker line comes last."""
+    job = CompletedJob(
+        principal=GROUP, job_id="job-1", job_type="SERVICE_LEVEL", job_created=T0,
+        job_completed=T0 + timedelta(seconds=2),
+        first_page={"ServicesLastAccessed": [service("s3", True), service("ec2", False)],
+                    "IsTruncated": True, "Marker": "m1"},
+    )  # fmt: skip
+    iam = FakeIam({
+        "get_service_last_accessed_details": [
+            {"ServicesLastAccessed": [service("lambda", True)], "IsTruncated": False}],
+        "get_service_last_accessed_details_with_entities": [
+            {"EntityDetailsList": [entity("a")], "IsTruncated": True, "Marker": "e1"},
+            {"EntityDetailsList": [entity("b")], "IsTruncated": False},
+            {"EntityDetailsList": [entity("c")], "IsTruncated": False}],
+    })  # fmt: skip
+    counters = Counters()
+    records = await run_stage(fetch.run, [job], fake_api(iam), CTX, "accessed", counters)
+    kinds = [r["record"] for r in records]
+    assert kinds == ["service"] * 3 + ["entity"] * 3 + ["principal"]
+    assert iam.calls["get_service_last_accessed_details"] == [
+        {"JobId": "job-1", "MaxItems": 1000, "Marker": "m1"}
+    ]
+    entity_calls = iam.calls["get_service_last_accessed_details_with_entities"]
+    assert [(c["ServiceNamespace"], c.get("Marker")) for c in entity_calls] == [
+        ("s3", None), ("s3", "e1"), ("lambda", None)
+    ]  # fmt: skip
+    assert {(r["service_namespace"], r["entity_name"]) for r in records[3:6]} == {
+        ("s3", "a"), ("s3", "b"), ("lambda", "c")
+    }  # fmt: skip
+    assert records[-1] | {} == records[-1] and records[-1]["services"] == 3
+    assert (records[-1]["services_accessed"], records[-1]["entities"]) == (2, 3)
+    assert records[-1]["job_completed"] == "2026-11-01T12:00:02Z"
+    assert counters.principals_done == 1
+
+
+async def test_fetch_turns_a_failing_entity_page_into_an_error_without_principal_line() -> None:
+    """An entity page that keeps failing becomes an `entities` error naming the namespace."""
+    job = CompletedJob(
+        principal=GROUP, job_id="job-2", job_type="SERVICE_LEVEL", job_created=T0,
+        job_completed=T0, first_page={"ServicesLastAccessed": [service("s3", True)]},
+    )  # fmt: skip
+    iam = FakeIam(
+        {
+            "get_service_last_accessed_details_with_entities": [client_error("ServiceFailure", 500)]
+            * 2
+        }
+    )
+    records = await run_stage(
+        fetch.run, [job], fake_api(iam, max_attempts=2), CTX, "accessed", Counters()
+    )
+    assert [r["record"] for r in records] == ["service", "error"]
+    assert (records[1]["stage"], records[1]["code"], records[1]["service_namespace"]) == (
+        "entities", "ServiceFailure", "s3"
+    )  # fmt: skip
+
+
+def poll_args(iam: FakeIam, deadline: float = 10.0) -> tuple[Any, ...]:
+    return (fake_api(iam), CTX, "SERVICE_LEVEL", jobs.PollSchedule(FAST_POLL), deadline, Counters())
+
+
+def job() -> Job:
+    return Job(principal=GROUP, job_id="job-1", started=anyio.current_time())
+
+
+def status(state: str, **extra: Any) -> dict[str, Any]:
+    page: dict[str, Any] = {"JobStatus": state, "JobType": "SERVICE_LEVEL", "JobCreationDate": T0}
+    if state != "IN_PROGRESS":
+        page["JobCompletionDate"] = T0 + timedelta(seconds=3)
+    return page | extra
+
+
+async def test_poll_waits_for_completion_and_hands_on_the_first_page() -> None:
+    """IN_PROGRESS is polled again; the COMPLETED answer travels on with its services."""
+    iam = FakeIam({"get_service_last_accessed_details": [
+        status("IN_PROGRESS"), status("COMPLETED", ServicesLastAccessed=[service("s3", False)])]})  # fmt: skip
+    completed, errors = await run_poll(iam)
+    assert errors == []
+    (done,) = completed
+    assert isinstance(done, CompletedJob)
+    assert (
+        done.polls == 2 and done.first_page["ServicesLastAccessed"][0]["ServiceNamespace"] == "s3"
+    )
+    assert all(
+        c == {"JobId": "job-1", "MaxItems": 1000}
+        for c in iam.calls["get_service_last_accessed_details"]
+    )
+
+
+async def run_poll(iam: FakeIam, deadline: float = 10.0) -> tuple[list[Any], list[Any]]:
+    """Run the poll stage on one job; return (completed jobs, error records)."""
+    in_send, in_receive = anyio.create_memory_object_stream[Any](1)
+    done_send, done_receive = anyio.create_memory_object_stream[Any](10)
+    rec_send, rec_receive = anyio.create_memory_object_stream[Any](10)
+    async with in_send:
+        await in_send.send(job())
+    with anyio.fail_after(10):
+        await jobs.poll(*poll_args(iam, deadline), in_receive, done_send, rec_send)
+    async with done_receive, rec_receive:
+        return [d async for d in done_receive], [r async for r in rec_receive]
+
+
+async def test_poll_reports_a_failed_job_with_aws_error() -> None:
+    """A FAILED job becomes a `poll` error record carrying AWS's code and message."""
+    iam = FakeIam({"get_service_last_accessed_details": [
+        status("FAILED", Error={"Code": "InternalError", "Message": "boom"})]})  # fmt: skip
+    done, errors = await run_poll(iam)
+    assert done == []
+    assert [(e["stage"], e["code"], e["message"], e["job_id"]) for e in errors] == [
+        ("poll", "InternalError", "boom", "job-1")
+    ]
+
+
+async def test_poll_gives_up_at_the_deadline_with_job_timeout() -> None:
+    """A job still IN_PROGRESS at its deadline becomes a JobTimeout error."""
+    iam = FakeIam({"get_service_last_accessed_details": [status("IN_PROGRESS")] * 100})
+    done, errors = await run_poll(iam, deadline=0.1)
+    assert done == [] and [(e["stage"], e["code"]) for e in errors] == [("poll", "JobTimeout")]
+
+
+async def test_poll_regenerates_a_lost_job_once() -> None:
+    """A JobId that reads as NoSuchEntity is generated again, and the new job is polled."""
+    iam = FakeIam({
+        "get_service_last_accessed_details": [client_error("NoSuchEntity", 404), status("COMPLETED")],
+        "generate_service_last_accessed_details": [{"JobId": "job-2"}],
+    })  # fmt: skip
+    done, errors = await run_poll(iam)
+    assert errors == [] and [d.job_id for d in done] == ["job-2"]
+    assert iam.calls["generate_service_last_accessed_details"] == [
+        {"Arn": GROUP.arn, "Granularity": "SERVICE_LEVEL"}
+    ]
+
+
+async def test_poll_reports_a_job_lost_twice() -> None:
+    """The second NoSuchEntity on a regenerated job is an error, not a loop."""
+    iam = FakeIam({
+        "get_service_last_accessed_details": [client_error("NoSuchEntity", 404)] * 2,
+        "generate_service_last_accessed_details": [{"JobId": "job-2"}],
+    })  # fmt: skip
+    done, errors = await run_poll(iam)
+    assert done == [] and [(e["code"], e["job_id"]) for e in errors] == [("NoSuchEntity", "job-2")]
+
+
+async def test_generate_reports_a_principal_deleted_since_listing() -> None:
+    """NoSuchEntity on generation is a `generate` error record with no job id."""
+    iam = FakeIam({"generate_service_last_accessed_details": [
+        client_error("NoSuchEntity", 404, "gone"), {"JobId": "job-9"}]})  # fmt: skip
+    rec_send, rec_receive = anyio.create_memory_object_stream[Any](10)
+    out = await run_stage(
+        lambda *a: jobs.generate(*a[:-2], a[-2], a[-1], rec_send),
+        [GROUP, GROUP], fake_api(iam), CTX, "ACTION_LEVEL", Counters(),
+    )  # fmt: skip
+    async with rec_receive:
+        errors = [r async for r in rec_receive]
+    assert [j.job_id for j in out] == ["job-9"]
+    assert [(e["stage"], e["code"], e["job_id"], e["message"]) for e in errors] == [
+        ("generate", "NoSuchEntity", None, "gone")
+    ]
+    assert iam.calls["generate_service_last_accessed_details"][1]["Granularity"] == "ACTION_LEVEL"
+
+
+def listing(kind: str, names: list[str], marker: str | None = None) -> dict[str, Any]:
+    key = {"ListPolicies": ("Policies", "PolicyName", "PolicyId", "policy"),
+           "ListUsers": ("Users", "UserName", "UserId", "user")}[kind]  # fmt: skip
+    items = [
+        {key[1]: n, key[2]: f"ID{n}", "Path": "/", "Arn": f"arn:aws:iam::123456789012:{key[3]}/{n}"}
+        for n in names
+    ]
+    return {key[0]: items, "IsTruncated": marker is not None} | (
+        {"Marker": marker} if marker else {}
+    )
+
+
+async def test_discover_lists_local_and_attached_aws_policies_with_filters() -> None:
+    """Policies come from Scope=Local and Scope=AWS,OnlyAttached; globs and the skip set apply."""
+    iam = FakeIam({"list_policies": [
+        listing("ListPolicies", ["app-read", "app-write"], marker="p2"),
+        listing("ListPolicies", ["legacy-admin", "app-done"]),
+        listing("ListPolicies", ["ReadOnlyAccess"]),
+    ]})  # fmt: skip
+    settings = DiscoverySettings(
+        include=("app-*", "Read*"), exclude=("*-write",), aws_managed_policies=True
+    )
+    skip = frozenset({"arn:aws:iam::123456789012:policy/app-done"})
+    counters = Counters()
+    out_send, out_receive = anyio.create_memory_object_stream[Any](100)
+    await discover.run(fake_api(iam), "policy", settings, skip, counters, out_send)
+    async with out_receive:
+        names = [p.name async for p in out_receive]
+    assert names == ["app-read", "ReadOnlyAccess"] and counters.principals_found == 2
+    scopes = [
+        (c.get("Scope"), c.get("OnlyAttached"), c.get("Marker")) for c in iam.calls["list_policies"]
+    ]
+    assert scopes == [("Local", None, None), ("Local", None, "p2"), ("AWS", True, None)]
+
+
+async def test_a_throttled_list_page_resumes_at_its_marker() -> None:
+    """Throttling mid-listing retries from the last Marker: no user skipped or repeated."""
+    iam = FakeIam({"list_users": [
+        listing("ListUsers", ["a", "b"], marker="m1"), client_error("Throttling", 400, "Rate exceeded"),
+        listing("ListUsers", ["c"]),
+    ]})  # fmt: skip
+    api = fake_api(iam)
+    out_send, out_receive = anyio.create_memory_object_stream[Any](100)
+    await discover.run(api, "user", DiscoverySettings(), frozenset(), Counters(), out_send)
+    async with out_receive:
+        assert [p.name async for p in out_receive] == ["a", "b", "c"]
+    assert [c.get("Marker") for c in iam.calls["list_users"]] == [None, "m1", "m1"]
+    assert api.stats.throttled["ListUsers"] == 1 and api.stats.calls["ListUsers"] == 3
+
+
+async def test_throttling_is_retried_and_slows_the_bucket() -> None:
+    """A throttled call is retried until it succeeds; its bucket's rate drops."""
+    iam = FakeIam(
+        {
+            "generate_service_last_accessed_details": [client_error("Throttling")] * 3
+            + [{"JobId": "j"}]
+        }
+    )
+    api = fake_api(iam)
+    bucket = api._buckets["GenerateServiceLastAccessedDetails"]
+    ceiling = bucket.rate
+    assert (await api.call("GenerateServiceLastAccessedDetails", Arn="x"))["JobId"] == "j"
+    assert api.stats.throttled["GenerateServiceLastAccessedDetails"] == 3
+    assert bucket.rate < ceiling
+
+
+async def test_transient_errors_are_retried_up_to_the_budget() -> None:
+    """5xx answers are retried max_attempts times, then surface as RetriesExhaustedError."""
+    iam = FakeIam(
+        {"get_service_last_accessed_details": [client_error("ServiceUnavailable", 503)] * 3}
+    )
+    with pytest.raises(RetriesExhaustedError) as caught:
+        await fake_api(iam, max_attempts=3).call("GetServiceLastAccessedDetails", JobId="j")
+    assert caught.value.code == "ServiceUnavailable"
+    assert len(iam.calls["get_service_last_accessed_details"]) == 3
+
+
+def test_poll_schedule_aims_the_first_poll_at_observed_latency() -> None:
+    """Once enough jobs finished, the first poll waits for their 90th-percentile latency."""
+    schedule = jobs.PollSchedule(PollSettings(first_delay=9.0, jitter=0.0))
+    assert schedule.first_delay() == 9.0
+    for tenth in range(1, 101):
+        schedule.observe(T0, T0 + timedelta(seconds=tenth / 10))
+    assert schedule.first_delay() == pytest.approx(9.1, abs=0.11)
+    assert schedule.next_delay(1) == pytest.approx(0.9, abs=0.11)

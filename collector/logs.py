@@ -39,9 +39,9 @@ _SECRET_WORDS = frozenset(
     }
 )
 # A run of base64 characters the length of an AWS secret access key (40) ...
-_SECRET_KEY = re.compile(r"(?<![A-Za-z0-9/+=])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])")
+_SECRET_KEY = re.compile(r"(?<![A-Za-z0-9/+])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+])")
 # ... or as long as a session token (hundreds of characters); nothing else we log is.
-_SESSION_TOKEN = re.compile(r"[A-Za-z0-9/+=]{100,}")
+_SESSION_TOKEN = re.compile(r"[A-Za-z0-9/+]{100,}={0,2}")
 
 
 def _is_secret_key(key: object) -> bool:
@@ -83,7 +83,9 @@ def _redact(value: Any) -> Any:
 def redact(logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
     """Processor: credential-named keys become ***, credential-shaped strings are masked."""
     return {
-        key: MASK if _is_secret_key(key) else _redact(value) for key, value in event_dict.items()
+        # exc_info stays an exception for format_exc_info, whose text is redacted after it.
+        key: value if key == "exc_info" else MASK if _is_secret_key(key) else _redact(value)
+        for key, value in event_dict.items()
     }
 
 
@@ -128,7 +130,8 @@ def configure_logging(level: str, *, json: bool | None = None) -> None:
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(max(logging.WARNING, levelno))
     structlog.configure(
-        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        # Redacted here as well, so no other handler on the root logger sees a raw event.
+        processors=[*shared, redact, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         wrapper_class=structlog.make_filtering_bound_logger(levelno),
         logger_factory=structlog.stdlib.LoggerFactory(),
         context_class=dict,

@@ -163,6 +163,15 @@ class JsonlSink:
         target = self.part if resume_from is None else self.part.with_name(self.part.name + ".tmp")
         try:
             self.part.parent.mkdir(parents=True, exist_ok=True)
+        except FileExistsError:
+            self._failed = True
+            raise OutputError(
+                f"cannot create {target}: {self.part.parent} exists and is not a directory; "
+                "choose another --output"
+            ) from None
+        except OSError as exc:
+            raise self._error(exc, action="create", path=target, started=False) from None
+        try:
             # os.open with an explicit mode: the file maps who uses what, so never world-readable
             fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
             os.fchmod(fd, 0o600)  # O_CREAT's mode does not apply to a file that already existed
@@ -222,14 +231,13 @@ class JsonlSink:
         return ResumeState(frozenset(completed), run_id, started, dict(self._counts))
 
     def _write_lines(self, records: list[Record]) -> None:
-        """Serialize and write; counting only after the write, so counts match the file."""
+        """Serialize and write; the caller counts (on the event loop, where `counts` is read)."""
         assert self._out is not None
         data = "".join(
             json.dumps(record, separators=(",", ":"), ensure_ascii=False) + "\n"
             for record in records
         ).encode("utf-8")
         self._out.write(data)
-        self._counts.update(str(record.get("record")) for record in records)
 
     def _flush(self, *, sync: bool) -> None:
         assert self._out is not None
@@ -279,6 +287,7 @@ class JsonlSink:
                 # A thread keeps gzip and disk waits off the event loop; it is not abandoned
                 # on cancellation, so a batch is never cut off mid-line.
                 await anyio.to_thread.run_sync(self._write_batch, batch)
+                self._counts.update(str(record.get("record")) for record in batch)
 
     def finish(self, run_record: Record, *, publish: bool) -> Path | None:
         """Write the run line and close; publish renames `.part` to the final name.
@@ -290,6 +299,7 @@ class JsonlSink:
             return None
         try:
             self._write_lines([run_record])
+            self._counts[str(run_record.get("record"))] += 1
             if self._stdout:
                 self._flush(sync=False)
                 return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import os
@@ -44,9 +45,13 @@ def run_line(status: str = "complete", started: str = "2024-05-01T00:00:00Z") ->
 
 
 def read_lines(path: Path) -> list[Record]:
+    """Every line; of a gzip stream still being written, the lines flushed so far."""
     opener = gzip.open if ".gz" in path.name else open
-    with opener(path, "rt", encoding="utf-8") as handle:
-        return [json.loads(text) for text in handle]
+    records: list[Record] = []
+    # EOFError: no gzip trailer yet, the sink has not finished.
+    with opener(path, "rt", encoding="utf-8") as handle, contextlib.suppress(EOFError):
+        records.extend(json.loads(text) for text in handle)
+    return records
 
 
 def write_raw(path: Path, records: list[Record], tail: bytes = b"") -> None:
@@ -245,15 +250,14 @@ def test_resume_keeps_only_completed_principals(tmp_path: Path, name: str) -> No
 def test_resume_survives_a_truncated_gzip_stream(tmp_path: Path) -> None:
     """A gzip .part cut off mid-stream (SIGKILL) keeps the principals flushed before the cut."""
     part = tmp_path / "out.jsonl.gz.part"
-    with part.open("wb") as raw:
-        with gzip.GzipFile(fileobj=raw, mode="wb") as zipped:
-            for record in principal_lines("alice"):
-                zipped.write(json.dumps(record).encode() + b"\n")
-            zipped.flush()  # what the sink's periodic flush leaves readable on disk
-            readable = raw.tell()
-            for i in range(500):
-                zipped.write(json.dumps(line("service", "bob", n=i)).encode() + b"\n")
-            zipped.flush()
+    with part.open("wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb") as zipped:
+        for record in principal_lines("alice"):
+            zipped.write(json.dumps(record).encode() + b"\n")
+        zipped.flush()  # a sync flush: alice is readable on disk before the cut
+        readable = raw.tell()
+        for i in range(500):
+            zipped.write(json.dumps(line("service", "bob", n=i)).encode() + b"\n")
+        zipped.flush()
     with part.open("r+b") as handle:  # cut inside bob's rows, losing the gzip trailer
         handle.truncate(readable + (part.stat().st_size - readable) // 2)
     sink = JsonlSink(str(tmp_path / "out.jsonl.gz"))
@@ -334,6 +338,19 @@ def test_find_resumable_treats_glob_characters_literally(tmp_path: Path) -> None
     assert find_resumable(str(tmp_path / "*.jsonl"), account_id=ACCOUNT) is None
 
 
+def test_output_below_a_file_is_an_output_error(tmp_path: Path) -> None:
+    """A path through a file (ENOTDIR) names the path, the OS reason and a fix."""
+    blocker = tmp_path / "file"
+    blocker.write_text("", encoding="utf-8")
+    sink = JsonlSink(str(blocker / "deeper" / "out.jsonl"))
+    with pytest.raises(OutputError) as caught:
+        sink.open(None)
+    assert str(caught.value) == (
+        f"cannot create {blocker / 'deeper' / 'out.jsonl.part'}: Not a directory; "
+        "a parent of the output path is a file; choose another --output"
+    )
+
+
 def test_unwritable_output_path_is_an_output_error(tmp_path: Path) -> None:
     """A parent that is a file gives one line naming the path, the OS reason and a fix."""
     blocker = tmp_path / "file"
@@ -342,13 +359,16 @@ def test_unwritable_output_path_is_an_output_error(tmp_path: Path) -> None:
     with pytest.raises(OutputError) as caught:
         sink.open(None)
     message = str(caught.value)
-    assert message.startswith(f"cannot create {blocker / 'out.jsonl.part'}: Not a directory; ")
+    assert message == (
+        f"cannot create {blocker / 'out.jsonl.part'}: {blocker} exists and is not a directory; "
+        "choose another --output"
+    )
     assert "\n" not in message
     assert sink.finish(run_line(), publish=True) is None
 
 
 DISK_FULL = """
-import resource, signal, sys, anyio
+import os, resource, signal, sys, anyio
 from collector.errors import OutputError
 from collector.sink import JsonlSink
 
@@ -363,7 +383,10 @@ async def main():
         tg.start_soon(sink.run, receive)
         async with send:
             for i in range(100_000):
-                await send.send({"record": "service", "n": i, "pad": "x" * 200})
+                try:
+                    await send.send({"record": "service", "n": i, "pad": os.urandom(100).hex()})
+                except anyio.BrokenResourceError:
+                    return  # the sink failed and closed its end; its error tells why
 
 failure = None
 try:
@@ -396,5 +419,7 @@ def test_disk_full_is_an_output_error_and_leaves_the_part(tmp_path: Path, name: 
     assert part.exists()
     assert part.stat().st_size <= 64 * 1024
     assert not target.exists()
-    # The .part is fit for --resume: a resume reads it without error.
-    assert JsonlSink(str(target)).open(part).completed == frozenset()
+    # The .part is fit for --resume: a resume reads it, torn tail and all, without error.
+    resumed = JsonlSink(str(target))
+    assert resumed.open(part).completed == frozenset()
+    assert resumed.finish(run_line("interrupted"), publish=False) is None

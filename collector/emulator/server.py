@@ -145,8 +145,12 @@ def running_emulator(options: EmulatorOptions | None = None) -> Iterator[Emulato
             server: BaseWSGIServer = make_server(
                 HOST, options.port, app, threaded=True, request_handler=_QuietHandler
             )
+            # A short poll interval: shutdown() waits up to one interval.
             thread = threading.Thread(
-                target=server.serve_forever, name="collector-emulator", daemon=True
+                target=server.serve_forever,
+                kwargs={"poll_interval": 0.05},
+                name="collector-emulator",
+                daemon=True,
             )
             thread.start()
             endpoint = f"http://{HOST}:{server.server_port}"

@@ -83,9 +83,7 @@ def iso(value: datetime | None) -> str | None:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def service_record(
-    account_id: str, arn: str, kind: str, item: Mapping[str, Any]
-) -> dict[str, Any]:
+def service_record(account_id: str, arn: str, kind: str, item: Mapping[str, Any]) -> dict[str, Any]:
     """One ServicesLastAccessed item as the ground truth's `service` record."""
     tracked = item.get("TrackedActionsLastAccessed")
     return {

@@ -60,11 +60,7 @@ def test_service_level_fields_parse_with_boto3(emulator: Emulator) -> None:
     )
     assert {item["ServiceNamespace"] for item in items} >= {"s3", "ec2", "iam"}
     got = [service_record(emulator.account_id, admin["principal_arn"], "role", i) for i in items]
-    want = [
-        r
-        for r in of_kind(truth, "service")
-        if r["principal_arn"] == admin["principal_arn"]
-    ]
+    want = [r for r in of_kind(truth, "service") if r["principal_arn"] == admin["principal_arn"]]
     assert got == want
 
 
@@ -94,9 +90,7 @@ def test_action_level_tracked_actions_parse_with_boto3(emulator: Emulator) -> No
         service_record(emulator.account_id, admin["principal_arn"], "role", item)
         for item in answer["ServicesLastAccessed"]
     ]
-    want = [
-        r for r in of_kind(truth, "service") if r["principal_arn"] == admin["principal_arn"]
-    ]
+    want = [r for r in of_kind(truth, "service") if r["principal_arn"] == admin["principal_arn"]]
     assert got == want
 
 
@@ -125,9 +119,7 @@ async def test_entities_fields_parse_with_aiobotocore(emulator: Emulator) -> Non
     assert answer["JobCompletionDate"] >= answer["JobCreationDate"]
     assert answer["IsTruncated"] is False
     items = answer["EntityDetailsList"]
-    assert all(
-        item["EntityInfo"].keys() == {"Arn", "Name", "Type", "Id", "Path"} for item in items
-    )
+    assert all(item["EntityInfo"].keys() == {"Arn", "Name", "Type", "Id", "Path"} for item in items)
     stamps = [item["LastAuthenticated"] for item in items if "LastAuthenticated" in item]
     assert stamps and stamps == sorted(stamps, reverse=True)
     assert "LastAuthenticated" not in items[-1] or len(stamps) == len(items)
@@ -145,9 +137,7 @@ async def test_group_report_lists_members_and_user_report_itself(emulator: Emula
     truth = emulator.ground_truth(entities="all")
     group = _principal(truth, "group", lambda r: r["entities"] > 0)
     user = _principal(truth, "user")
-    namespaces = {
-        r["principal_arn"]: r["service_namespace"] for r in of_kind(truth, "service")
-    }
+    namespaces = {r["principal_arn"]: r["service_namespace"] for r in of_kind(truth, "service")}
     with anyio.fail_after(20):
         async with aio_client(emulator) as iam:
             members = await iam.get_group(GroupName=group["principal_name"])
@@ -195,9 +185,7 @@ def test_sts_and_moto_iam_work_on_the_same_endpoint(emulator: Emulator) -> None:
     paginator = iam.get_paginator("list_policies")
     local = [p for page in paginator.paginate(Scope="Local") for p in page["Policies"]]
     aws = [
-        p
-        for page in paginator.paginate(Scope="AWS", OnlyAttached=True)
-        for p in page["Policies"]
+        p for page in paginator.paginate(Scope="AWS", OnlyAttached=True) for p in page["Policies"]
     ]
     assert identity["Account"] == emulator.account_id
     assert len(local) == emulator.layout.policies

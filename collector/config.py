@@ -33,10 +33,10 @@ ENV_CONFIG = "COLLECTOR_CONFIG"
 class Rates:
     """Calls per second per IAM operation: the ceiling each adaptive token bucket climbs back to."""
 
-    generate: float = 10.0
+    generate: float = 20.0
     get: float = 20.0
     get_with_entities: float = 20.0
-    list: float = 5.0  # each List* operation has its own bucket at this rate
+    list: float = 10.0  # each List* operation has its own bucket at this rate
     minimum: float = 0.5  # floor the buckets never go below when throttled
 
 
@@ -83,7 +83,7 @@ class Settings:
     region: str = "us-east-1"
     granularity: Granularity = "SERVICE_LEVEL"
     entities: EntitiesMode = "accessed"
-    max_jobs_in_flight: int = 100
+    max_jobs_in_flight: int = 200
     generate_workers: int = 4
     fetch_workers: int = 8
     shutdown_grace: float = 10.0

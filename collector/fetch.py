@@ -85,7 +85,7 @@ async def _report(
             )
             return False
     for namespace in namespaces:
-        marker: dict[str, str] = {}
+        marker: dict[str, Any] = {}
         while True:
             try:
                 page = await api.call(

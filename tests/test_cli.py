@@ -21,6 +21,7 @@ ACCOUNT = "123456789012"
 # Fast polls and a short grace so signal tests stay quick; rates well above the emulator's.
 FAST_ENV = {
     "COLLECTOR_POLL_FIRST_DELAY": "0.3",
+    "COLLECTOR_RATES_GENERATE": "40",
     "COLLECTOR_SHUTDOWN_GRACE": "2",
     "COLLECTOR_RATES_GET": "200",
     "COLLECTOR_RATES_GET_WITH_ENTITIES": "200",

@@ -197,7 +197,7 @@ def test_empty_file_and_empty_section_give_defaults(tmp_path: Path) -> None:
         ("output: 'out/{acount_id}.jsonl'\n", "output: unknown placeholder {acount_id}"),
         ("poll:\n  jitter: 1.5\n", "poll.jitter: expected a share from 0"),
         ("- a\n- b\n", "config.yaml: expected a mapping of settings, got a list"),
-        ("rates:\n  minimum: 30\n", "rates.minimum (30) must not exceed rates.generate (10)"),
+        ("rates:\n  minimum: 30\n", "rates.minimum (30) must not exceed rates.generate (20)"),
     ],
 )
 def test_bad_yaml_values_name_the_key(tmp_path: Path, text: str, expected: str) -> None:

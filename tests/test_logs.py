@@ -16,7 +16,7 @@ from collector.logs import MASK, QUIET_LOGGERS, configure_logging, mask_text
 from collector.progress import ProgressSnapshot, render, show_progress
 
 # Recognisable fakes in the shape of real credentials (AWS's documented example key).
-SECRET_KEY = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"  # noqa: S105 - a fake to look for
+SECRET_KEY = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
 SESSION_TOKEN = "IQoJb3JpZ2luX2VjEXAMPLE" + "AbCdEf0123456789+/" * 12
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from collector.emulator import Emulator, EmulatorOptions, Faults, running_emulator
-from tests.sweeping import assert_matches_truth, read_lines, sweep, fast_settings
+from tests.sweeping import assert_matches_truth, fast_settings, read_lines, sweep
 
 ACCOUNT = "123456789012"
 

@@ -16,7 +16,7 @@ from collector.emulator.activity import ActivityModel
 from collector.emulator.directory import Directory, MalformedArn, UnknownPrincipal
 from collector.emulator.faults import Fate, FaultInjector, Faults, failure, fate, loses_first_job
 from collector.emulator.jobs import Job, JobStore
-from collector.emulator.reports import GRANULARITIES, EntityRow, Report, ServiceRow, build_report
+from collector.emulator.reports import GRANULARITIES, EntityRow, ServiceRow, build_report
 
 OPERATIONS = frozenset(
     {
@@ -108,12 +108,22 @@ class AccessAdvisor:
             if self._directory is not None:
                 return self._directory
             generation = self._generation
-        built = Directory(self.backend)
+        built = self._build()
         with self._lock:
             # Keep it only if no IAM write happened while it was being built.
             if generation == self._generation:
                 self._directory = built
         return built
+
+    def _build(self) -> Directory:
+        # moto serves writes on other threads; a write in the middle of the scan
+        # shows up as a dict changing size, and a fresh scan is the answer.
+        for _ in range(10):
+            try:
+                return Directory(self.backend)
+            except RuntimeError:
+                continue
+        return Directory(self.backend)
 
     def invalidate(self) -> None:
         """Forget the snapshot: an IAM call may have changed the account."""
@@ -243,7 +253,7 @@ class AccessAdvisor:
         status = job.status(self.jobs.now())
         rows: Sequence[EntityRow] = ()
         if status == "COMPLETED" and job.report is not None:
-            rows = _entities(job.report, namespace)
+            rows = job.report.entities.get(namespace, ())
         page, tail = self._page(rows, params)
         parts = [
             wire.element("JobStatus", status),
@@ -253,10 +263,6 @@ class AccessAdvisor:
             self._error(job, status),
         ]
         return Answer(200, wire.response("GetServiceLastAccessedDetailsWithEntities", parts))
-
-
-def _entities(report: Report, namespace: str) -> Sequence[EntityRow]:
-    return report.entities.get(namespace, ())
 
 
 def _service(row: ServiceRow) -> str:

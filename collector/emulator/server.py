@@ -82,11 +82,6 @@ class Emulator:
         self.seed_seconds = seed_seconds
         self._advisor = advisor
 
-    @property
-    def backend(self) -> IAMBackend:
-        """moto's IAM backend of this account (tests use it to change the account)."""
-        return self._advisor.backend
-
     def ground_truth(
         self,
         granularity: str = "SERVICE_LEVEL",

@@ -9,7 +9,7 @@ import anyio
 import pytest
 
 from collector.emulator import Emulator, Faults
-from tests.emulator.conftest import (
+from tests.emulator.clients import (
     EmulatorFactory,
     aio_client,
     boto3_client,

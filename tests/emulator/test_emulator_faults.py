@@ -11,7 +11,7 @@ from botocore.exceptions import ClientError
 
 from collector.emulator import Faults
 from collector.emulator.faults import LogNormal, TokenBucket
-from tests.emulator.conftest import EmulatorFactory, aio_client, boto3_client, of_kind
+from tests.emulator.clients import EmulatorFactory, aio_client, boto3_client, of_kind
 
 
 def _code(call: Any, **params: Any) -> tuple[int, str, str]:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 import anyio
 import pytest
@@ -19,7 +21,11 @@ from tests.emulator.clients import (
 )
 
 
-def _principal(truth: list[dict], kind: str, predicate=lambda arn: True) -> dict:
+def _principal(
+    truth: list[dict[str, Any]],
+    kind: str,
+    predicate: Callable[[dict[str, Any]], bool] = lambda record: True,
+) -> dict[str, Any]:
     return next(
         r for r in of_kind(truth, "principal") if r["principal_type"] == kind and predicate(r)
     )

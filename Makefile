@@ -4,6 +4,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
+# The emulator test drives the real AWS CLI: the system one, else one installed here
+# (its own virtualenv, because awscli pins a botocore that aiobotocore may not accept).
+AWS_CLI := $(shell command -v aws 2>/dev/null)
+ifeq ($(AWS_CLI),)
+AWS_CLI := $(VENV)/awscli/bin/aws
+endif
+
 .PHONY: install test lint demo bench clean
 
 install: $(STAMP)
@@ -15,8 +22,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-test: $(STAMP)
-	$(BIN)/pytest -q
+$(VENV)/awscli/bin/aws:
+	$(PYTHON) -m venv $(VENV)/awscli
+	$(VENV)/awscli/bin/pip install --quiet awscli
+
+test: $(STAMP) $(AWS_CLI)
+	AWS_CLI=$(AWS_CLI) $(BIN)/pytest -q
 
 lint: $(STAMP)
 	$(BIN)/ruff check collector tests bench

@@ -84,7 +84,12 @@ async def run_sweep(
             output=settings.output,
             resumed_principals=len(resumed.completed),
         )
-        await _run_stages(settings, api, ctx, sink, resumed.completed, stop, counters)
+        try:
+            await _run_stages(settings, api, ctx, sink, resumed.completed, stop, counters)
+        except BaseException:
+            if not resumed.completed and not any(sink.counts.values()):
+                sink.discard()  # nothing in it worth resuming: leave no stray file behind
+            raise
         status: Status = (
             "interrupted"
             if stop.is_set()

@@ -274,6 +274,12 @@ class JsonlSink:
                     handle.close()
         self._out = self._raw = None
 
+    def discard(self) -> None:
+        """Close and delete the `.part` of a sweep that failed before writing anything."""
+        self._abandon()
+        if self.part is not None:
+            self.part.unlink(missing_ok=True)
+
     async def run(self, receive: anyio.abc.ObjectReceiveStream[Record]) -> None:
         """The single writer task: one line per record until the stream ends."""
         async with receive:

@@ -232,34 +232,22 @@ def _kinds(value: Any) -> Any:
     return tuple(kinds)
 
 
-def _positive(value: Any) -> Any:
-    if value <= 0:
-        raise ValueError(f"expected a number greater than 0, got {value!r}")
-    return value
+def _check(accept: Callable[[Any], bool], expected: str) -> Callable[[Any], Any]:
+    """A validator that passes values `accept` allows and names what it expected otherwise."""
+
+    def check(value: Any) -> Any:
+        if not accept(value):
+            raise ValueError(f"expected {expected}, got {value!r}")
+        return value
+
+    return check
 
 
-def _not_negative(value: Any) -> Any:
-    if value < 0:
-        raise ValueError(f"expected a number of at least 0, got {value!r}")
-    return value
-
-
-def _count(value: Any) -> Any:
-    if value < 1:
-        raise ValueError(f"expected an integer of at least 1, got {value!r}")
-    return value
-
-
-def _backoff(value: Any) -> Any:
-    if value < 1:
-        raise ValueError(f"expected a factor of at least 1, got {value!r}")
-    return value
-
-
-def _share(value: Any) -> Any:
-    if not 0 <= value < 1:
-        raise ValueError(f"expected a share from 0 up to (not including) 1, got {value!r}")
-    return value
+_positive = _check(lambda v: v > 0, "a number greater than 0")
+_not_negative = _check(lambda v: v >= 0, "a number of at least 0")
+_count = _check(lambda v: v >= 1, "an integer of at least 1")
+_backoff = _check(lambda v: v >= 1, "a factor of at least 1")
+_share = _check(lambda v: 0 <= v < 1, "a share from 0 up to (not including) 1")
 
 
 def _non_empty(value: Any) -> Any:

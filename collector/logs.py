@@ -92,6 +92,12 @@ def redact(logger: WrappedLogger, method_name: str, event_dict: EventDict) -> Ev
 class _CollectorHandler(logging.StreamHandler):  # type: ignore[type-arg]
     """The handler configure_logging installs, so a second call replaces it, not adds one."""
 
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.stream.isatty():
+            # Erase the live progress line first, so an event never lands in the middle of it.
+            self.stream.write("\r\x1b[2K")
+        super().emit(record)
+
 
 def configure_logging(level: str, *, json: bool | None = None) -> None:
     """Route structlog and stdlib logging to stderr; `json=None` picks JSON when not a terminal."""

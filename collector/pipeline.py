@@ -81,7 +81,7 @@ async def run_sweep(
             "collector.sweep.started",
             account_id=account_id,
             run_id=ctx.run_id,
-            output=settings.output,
+            output=str(sink.path or "-"),
             resumed_principals=len(resumed.completed),
         )
         try:

@@ -30,8 +30,8 @@ test: $(STAMP) $(AWS_CLI)
 	AWS_CLI=$(AWS_CLI) $(BIN)/pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check collector tests bench
-	$(BIN)/ruff format --check collector tests bench
+	$(BIN)/ruff check collector tests $(wildcard bench)
+	$(BIN)/ruff format --check collector tests $(wildcard bench)
 	$(BIN)/mypy
 
 demo: $(STAMP)

@@ -8,11 +8,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import anyio
 import structlog
 from anyio import CancelScope
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from collector import __version__, discover, fetch, jobs
 from collector.aws import AwsApi, CallStats, open_api
@@ -24,6 +25,7 @@ from collector.models import (
     Counters,
     Job,
     Principal,
+    PrincipalType,
     Record,
     RunContext,
     iso,
@@ -179,10 +181,10 @@ async def _intake(
     ctx: RunContext,
     skip: frozenset[str],
     counters: Counters,
-    principals_send: Any,
-    principals_receive: Any,
-    jobs_send: Any,
-    records_send: Any,
+    principals_send: MemoryObjectSendStream[Principal],
+    principals_receive: MemoryObjectReceiveStream[Principal],
+    jobs_send: MemoryObjectSendStream[Job],
+    records_send: MemoryObjectSendStream[Record],
     stop: anyio.Event,
 ) -> None:
     """Discovery tasks (one per kind) and the generate workers, cancelled together on stop."""
@@ -210,7 +212,12 @@ async def _intake(
 
 
 async def _discover(
-    api: AwsApi, kind: Any, settings: Settings, skip: frozenset[str], counters: Counters, send: Any
+    api: AwsApi,
+    kind: PrincipalType,
+    settings: Settings,
+    skip: frozenset[str],
+    counters: Counters,
+    send: MemoryObjectSendStream[Principal],
 ) -> None:
     try:
         await discover.run(api, kind, settings.discovery, skip, counters, send)

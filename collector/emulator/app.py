@@ -11,6 +11,8 @@ from urllib.parse import parse_qsl
 from collector.emulator import wire
 from collector.emulator.faults import FaultInjector
 from collector.emulator.operations import OPERATIONS, AccessAdvisor
+from collector.emulator.stats import SERVED, CallStats
+from collector.emulator.stats import current as current_stats
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -36,12 +38,15 @@ class EmulatorApp:
         advisor: AccessAdvisor,
         injector: FaultInjector,
         account_id: str,
+        stats: CallStats | None = None,
     ) -> None:
         self.moto_app = moto_app
         self.advisor = advisor
         self.injector = injector
         self.account_id = account_id
         self.caller_arn = f"arn:aws:iam::{account_id}:user/collector"
+        # Per-second call counts, only when a benchmark asked for them (stats.recording).
+        self.stats = stats if stats is not None else current_stats()
 
     def __call__(
         self, environ: dict[str, Any], start_response: Callable[..., Any]
@@ -54,6 +59,8 @@ class EmulatorApp:
         params = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
         operation = params.get("Action", "")
         refusal = self.injector.refusal(operation, self.caller_arn)
+        if self.stats is not None:
+            self.stats.record(operation, SERVED if refusal is None else refusal.code)
         if refusal is not None:
             return _answer(
                 start_response,

@@ -1,0 +1,1 @@
+"""Benchmarks: the collector and its peers against one rate-limited emulator (`make bench`)."""

@@ -1,0 +1,55 @@
+"""The benchmark's emulator process: serve, write the ground truth, keep call counts on disk."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+from types import FrameType
+
+from collector.emulator import command, running_emulator
+from collector.emulator.stats import CallStats, recording
+
+# How often the per-second counts are rewritten while the server runs.
+STATS_INTERVAL = 0.5
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Serve until SIGTERM/SIGINT; stdout's first line is the endpoint, once the truth is on disk."""
+    parser = argparse.ArgumentParser(prog="python -m bench.emulator_proc")
+    command.add_arguments(parser)
+    parser.add_argument("--ground-truth", type=Path, required=True, help="JSONL file to write")
+    parser.add_argument("--stats", type=Path, required=True, help="JSON file of call counts")
+    args = parser.parse_args(argv)
+    logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(message)s")
+    options = command.options_from(args)
+    stop = threading.Event()
+
+    def _stop(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
+    stats = CallStats()
+    with recording(stats), running_emulator(options) as emulator:
+        # Written before the endpoint is announced: a client that sees the URL can score.
+        with args.ground_truth.open("w", encoding="utf-8") as out:
+            for record in emulator.ground_truth():
+                out.write(json.dumps(record, separators=(",", ":")) + "\n")
+        stats.write(args.stats)
+        print(emulator.endpoint, flush=True)
+        written = stats.version
+        while not stop.wait(STATS_INTERVAL):
+            if stats.version != written:
+                written = stats.version
+                stats.write(args.stats)
+        stats.write(args.stats)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -87,9 +87,7 @@ def emulator_process(spec: EmulatorSpec, workdir: Path) -> Iterator[EmulatorProc
     for operation, rate in spec.rates.items():
         command += ["--rate", f"{operation}={rate:g}"]
     with (workdir / "emulator.log").open("w", encoding="utf-8") as log:
-        process = subprocess.Popen(
-            command, cwd=REPO, stdout=subprocess.PIPE, stderr=log, text=True
-        )
+        process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=log, text=True)
         try:
             endpoint = _first_line(process, START_TIMEOUT)
             yield EmulatorProcess(endpoint, workdir, process)

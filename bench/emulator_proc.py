@@ -19,7 +19,7 @@ STATS_INTERVAL = 0.5
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Serve until SIGTERM/SIGINT; stdout's first line is the endpoint, once the truth is on disk."""
+    """Serve until SIGTERM/SIGINT; stdout's first line is the endpoint, after the truth."""
     parser = argparse.ArgumentParser(prog="python -m bench.emulator_proc")
     command.add_arguments(parser)
     parser.add_argument("--ground-truth", type=Path, required=True, help="JSONL file to write")

@@ -141,11 +141,14 @@ def _exit_code(error: CollectorError) -> int:
     return EXIT_PARTIAL
 
 
-async def _watch_signals(stop: anyio.Event, received: list[int]) -> None:
+async def _watch_signals(stop: anyio.Event, received: list[int], abort: anyio.CancelScope) -> None:
+    """First SIGINT/SIGTERM: stop gracefully. A second one: stop now, skipping the grace."""
     with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async for signum in signals:
             received.append(signum)
             log.warning("collector.sweep.signal", signal=signal.Signals(signum).name)
+            if stop.is_set():
+                abort.cancel()
             stop.set()
 
 
@@ -177,8 +180,9 @@ async def _sweep(
     counters, stats = Counters(), CallStats()
     progress = sys.stderr.isatty() if settings.progress is None else settings.progress
     started = time.monotonic()
+    result: SweepResult | None = None
     async with anyio.create_task_group() as tg:
-        tg.start_soon(_watch_signals, stop, received)
+        tg.start_soon(_watch_signals, stop, received, tg.cancel_scope)
         if progress:
             tg.start_soon(show_progress, _snapshot(counters, stats), sys.stderr)
         try:
@@ -187,6 +191,9 @@ async def _sweep(
             )
         finally:
             tg.cancel_scope.cancel()
+    if result is None:  # aborted by a second signal: the .part stays, without a run line
+        log.warning("collector.sweep.aborted", signal=signal.Signals(received[-1]).name)
+        return EXIT_SIGNAL_BASE + received[0], None
     log.info(
         "collector.sweep.finished",
         status=result.status,

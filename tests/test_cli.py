@@ -267,3 +267,28 @@ def test_secrets_never_reach_logs_and_output_is_private(
     assert secret not in (tmp_path / "out" / "x.jsonl").read_text()
     assert (tmp_path / "out" / "x.jsonl").stat().st_mode & 0o777 == 0o600
     assert len(proc.stderr.splitlines()) > 5  # debug logging really was on
+
+
+def test_second_signal_skips_the_grace(tmp_path: Path) -> None:
+    """With jobs that never finish, one SIGINT waits out the grace; a second ends the sweep now."""
+    faults = Faults(latency=0.2, stuck_share=0.3)
+    with running_emulator(
+        EmulatorOptions(principals=60, faults=faults, account_id="444444444444")
+    ) as emu:
+        proc = subprocess.Popen(
+            [COLLECTOR, "sweep", "--endpoint-url", emu.endpoint, "--output", "out/x.jsonl"],
+            cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            env=os.environ | FAST_ENV | {"COLLECTOR_SHUTDOWN_GRACE": "120"},
+        )  # fmt: skip
+        time.sleep(4)  # every principal generated; the stuck ones stay in flight
+        assert proc.poll() is None
+        proc.send_signal(signal.SIGINT)
+        with pytest.raises(subprocess.TimeoutExpired):
+            proc.wait(timeout=3)  # stuck jobs hold the graceful stop open
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 130, stderr[-2000:]
+    assert "collector.sweep.aborted" in stderr and "Traceback" not in stderr
+    assert (tmp_path / "out" / "x.jsonl.part").exists() and not (
+        tmp_path / "out" / "x.jsonl"
+    ).exists()

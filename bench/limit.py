@@ -1,0 +1,145 @@
+"""The limit: the fewest calls a correct sweep needs, and the fastest time the rates allow."""
+
+from __future__ import annotations
+
+import math
+import random
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+GENERATE = "GenerateServiceLastAccessedDetails"
+GET = "GetServiceLastAccessedDetails"
+ENTITIES = "GetServiceLastAccessedDetailsWithEntities"
+LISTS = {"user": "ListUsers", "group": "ListGroups", "role": "ListRoles", "policy": "ListPolicies"}
+OPERATIONS = (GENERATE, GET, ENTITIES, *LISTS.values())
+MAX_ITEMS = 1000  # the largest page IAM hands out, on every operation a sweep uses
+BURST_SECONDS = 1.0  # the emulator's buckets hold one second of calls
+
+
+@dataclass(frozen=True)
+class Minimum:
+    """The calls a correct sweep of an account cannot do without."""
+
+    calls: Mapping[str, int]  # per operation
+    principals: Mapping[str, int]  # per principal type
+    jobs: int
+    extra_service_pages: int  # Get calls beyond one per job: services past the first page
+    entity_namespaces: int  # (group or policy report, accessed namespace) pairs
+
+
+@dataclass(frozen=True)
+class Limit:
+    """T_min and how it was reached."""
+
+    seconds: Mapping[str, float]  # per operation: max(0, calls - burst) / rate
+    binding: str  # the operation with the most seconds
+    latency: float  # the last job's unavoidable latency (the median)
+    t_min: float
+
+
+def minimum_calls(ground_truth: Iterable[Mapping[str, Any]], page: int = MAX_ITEMS) -> Minimum:
+    """Count the minimum calls from the ground truth, with pages of `page` items."""
+    kinds: dict[str, str] = {}
+    services: Counter[str] = Counter()
+    entities: Counter[tuple[str, str]] = Counter()
+    accessed: list[tuple[str, str]] = []
+    generated = 0
+    for record in ground_truth:
+        arn = record["principal_arn"]
+        kinds[arn] = record["principal_type"]
+        kind = record["record"]
+        if kind == "service":
+            services[arn] += 1
+            if record["principal_type"] in ("group", "policy") and record["last_authenticated"]:
+                accessed.append((arn, record["service_namespace"]))
+        elif kind == "entity":
+            entities[(arn, record["service_namespace"])] += 1
+        elif kind == "principal" or (kind == "error" and record["stage"] != "generate"):
+            generated += 1  # a job was generated for it (even if the job then failed)
+    per_type = Counter(kinds.values())
+    extra = sum(max(0, math.ceil(count / page) - 1) for count in services.values())
+    calls = {
+        GENERATE: len(kinds),  # a deleted principal still costs its Generate
+        GET: generated + extra,
+        ENTITIES: sum(max(1, math.ceil(entities[key] / page)) for key in accessed),
+    }
+    for kind, operation in LISTS.items():
+        calls[operation] = max(1, math.ceil(per_type.get(kind, 0) / page))
+    return Minimum(
+        calls=calls,
+        principals=dict(per_type),
+        jobs=generated,
+        extra_service_pages=extra,
+        entity_namespaces=len(accessed),
+    )
+
+
+def fastest(minimum: Minimum, rates: Mapping[str, float], latency_median: float) -> Limit:
+    """T_min = max over operations of max(0, calls - burst) / rate, plus the median latency.
+
+    Each operation has its own bucket, so the operations run in parallel and the slowest one
+    sets the pace; a bucket starts full (one second of calls). Whatever the order, the last
+    Generate's job must still complete before its report can be read: at least its latency,
+    taken as the median (the entity calls of the last reports can be ordered away).
+    """
+    seconds = {
+        operation: max(0.0, calls - rates[operation] * BURST_SECONDS) / rates[operation]
+        for operation, calls in minimum.calls.items()
+    }
+    binding = max(seconds, key=lambda operation: seconds[operation])
+    return Limit(
+        seconds=seconds,
+        binding=binding,
+        latency=latency_median,
+        t_min=seconds[binding] + latency_median,
+    )
+
+
+def ideal_schedule(
+    minimum: Minimum,
+    rates: Mapping[str, float],
+    median: float,
+    sigma: float,
+    runs: int = 200,
+    seed: int = 0,
+) -> float:
+    """Mean finish time of a perfect scheduler that cannot foresee job latencies.
+
+    Generate runs flat out; each job is read by exactly one Get the moment it completes (an
+    oracle for completion, not for latency), within the Get bucket. The finish is the last
+    Get, or T_min of the other operations if one of them is slower. Context for T_min: the
+    sweep waits for the slowest of the last jobs, not for the median one.
+    """
+    rng = random.Random(seed)
+    jobs = minimum.jobs
+    finishes = []
+    for _ in range(runs):
+        started = _bucket_times([0.0] * jobs, rates[GENERATE])
+        done = sorted(t + rng.lognormvariate(math.log(median), sigma) for t in started)
+        reads = _bucket_times(done, rates[GET])
+        finishes.append(reads[-1] if reads else 0.0)
+    others = fastest(minimum, rates, median)
+    rest = max(
+        (seconds for operation, seconds in others.seconds.items() if operation != GET),
+        default=0.0,
+    )
+    return max(sum(finishes) / len(finishes), rest + median)
+
+
+def _bucket_times(wanted: list[float], rate: float) -> list[float]:
+    """When calls wanted at sorted times go out through a full bucket of one second's calls."""
+    capacity = rate * BURST_SECONDS
+    tokens, stamp = capacity, 0.0
+    times = []
+    for want in wanted:
+        now = max(want, stamp)
+        tokens = min(capacity, tokens + (now - stamp) * rate)
+        if tokens < 1.0:
+            now += (1.0 - tokens) / rate
+            tokens = 1.0
+        tokens -= 1.0
+        stamp = now
+        times.append(now)
+    return times

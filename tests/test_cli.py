@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -84,6 +85,17 @@ def test_emulate_and_sweep_in_separate_processes(tmp_path: Path) -> None:
             assert server.wait(timeout=20) == 0
 
 
+@contextmanager
+def killed_on_failure(proc: subprocess.Popen[str]) -> Iterator[None]:
+    """A failing assertion must not leave the sweep running after the test."""
+    try:
+        yield
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+
+
 def start_sweep(emulator: Emulator, cwd: Path, *extra: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [COLLECTOR, "sweep", "--endpoint-url", emulator.endpoint, "--output", "out/{account_id}-{date}.jsonl", *extra],
@@ -111,9 +123,10 @@ def test_interrupted_sweep_resumes_to_the_full_result(
 ) -> None:
     """SIGTERM/SIGINT stop gracefully (run line `interrupted`, .part kept); SIGKILL tears it; --resume finishes exactly."""
     proc = start_sweep(slow_account, tmp_path)
-    part = wait_for_progress(tmp_path / "out", proc)
-    proc.send_signal(signum)
-    _, stderr = proc.communicate(timeout=30)
+    with killed_on_failure(proc):
+        part = wait_for_progress(tmp_path / "out", proc)
+        proc.send_signal(signum)
+        _, stderr = proc.communicate(timeout=30)
     assert proc.returncode == code, stderr[-2000:]
     assert part.exists() and not list((tmp_path / "out").glob("*.jsonl"))
     if signum != signal.SIGKILL:
@@ -280,13 +293,14 @@ def test_second_signal_skips_the_grace(tmp_path: Path) -> None:
             cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
             env=os.environ | FAST_ENV | {"COLLECTOR_SHUTDOWN_GRACE": "120"},
         )  # fmt: skip
-        time.sleep(4)  # every principal generated; the stuck ones stay in flight
-        assert proc.poll() is None
-        proc.send_signal(signal.SIGINT)
-        with pytest.raises(subprocess.TimeoutExpired):
-            proc.wait(timeout=3)  # stuck jobs hold the graceful stop open
-        proc.send_signal(signal.SIGINT)
-        _, stderr = proc.communicate(timeout=30)
+        with killed_on_failure(proc):
+            time.sleep(4)  # every principal generated; the stuck ones stay in flight
+            assert proc.poll() is None
+            proc.send_signal(signal.SIGINT)
+            with pytest.raises(subprocess.TimeoutExpired):
+                proc.wait(timeout=3)  # stuck jobs hold the graceful stop open
+            proc.send_signal(signal.SIGINT)
+            _, stderr = proc.communicate(timeout=30)
     assert proc.returncode == 130, stderr[-2000:]
     assert "collector.sweep.aborted" in stderr and "Traceback" not in stderr
     assert (tmp_path / "out" / "x.jsonl.part").exists() and not (

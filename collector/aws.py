@@ -109,13 +109,31 @@ class AwsApi:
         self, operation: str, *, service: str = "iam", attempts: int | None = None, **params: Any
     ) -> dict[str, Any]:
         """One API call with pacing and retries; raises the project's AwsError types."""
+        return await self._with_retries(
+            operation, self._sender(service, operation, params), attempts
+        )
+
+    async def call_if_idle(self, operation: str, **params: Any) -> dict[str, Any] | None:
+        """The call, but only if its bucket has a token free right now; else None, no call.
+
+        For calls that are worth making early only when they cost no other call its turn.
+        """
+        bucket = self._buckets.get(operation)
+        if bucket is not None and not bucket.try_take():
+            return None
+        send = self._sender("iam", operation, params)
+        return await self._with_retries(operation, send, token_taken=True)
+
+    def _sender(
+        self, service: str, operation: str, params: dict[str, Any]
+    ) -> Callable[[], Awaitable[dict[str, Any]]]:
         method = getattr(self._clients[service], xform_name(operation))
 
         async def send() -> dict[str, Any]:
             response: dict[str, Any] = await method(**params)
             return response
 
-        return await self._with_retries(operation, send, attempts)
+        return send
 
     async def pages(self, operation: str, **params: Any) -> AsyncIterator[dict[str, Any]]:
         """Every page of a List* operation, through botocore's paginator, one token per page.
@@ -166,13 +184,16 @@ class AwsApi:
         operation: str,
         send: Callable[[], Awaitable[dict[str, Any]]],
         attempts: int | None = None,
+        *,
+        token_taken: bool = False,
     ) -> dict[str, Any]:
         bucket = self._buckets.get(operation)
         max_failures = attempts or self._retry.max_attempts
         throttles = failures = 0
         while True:
-            if bucket is not None:
+            if bucket is not None and not token_taken:
                 await bucket.acquire()
+            token_taken = False  # a retry waits for its own token
             self.stats.calls[operation] += 1
             try:
                 response = await send()

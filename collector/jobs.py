@@ -28,17 +28,20 @@ log = structlog.get_logger()
 
 # Enough completed jobs to trust the observed latency over the configured first delay.
 _MIN_SAMPLES = 20
-FIRST_POLL_QUANTILE = 0.95
+FIRST_POLL_QUANTILE = 0.98
+IDLE_CHECK = 0.5  # seconds between looks for an idle Get token inside a poll window
 
 
 class PollSchedule:
     """When to poll a job, learned from the latencies of the jobs completed so far.
 
-    The first poll aims at the 95th percentile of observed job latency (JobCompletionDate -
-    JobCreationDate, the server's own clock), so 19 jobs in 20 need one Get; the rest are
-    polled again after the gap to the 99.5th percentile, then with capped backoff. Polling
-    later costs only latency, which the pipeline hides; every early poll costs a Get token
-    that the next job's poll or a service page needed.
+    Each poll has a window. At its end, the poll is due: the first one at the 98th percentile
+    of observed job latency (JobCompletionDate - JobCreationDate, the server's own clock), so
+    about one job in fifty needs a second Get; later ones after the gap to the 99.5th
+    percentile, with capped backoff. Get is limited like Generate, so every early poll would
+    take a token the next job needed. From the window's start (the median latency) a poll
+    goes out earlier only if the Get bucket has a token nobody is waiting for, which costs
+    no other call its turn: that is what ends the sweep's tail quickly.
     """
 
     def __init__(self, settings: PollSettings, *, window: int = 256) -> None:
@@ -52,21 +55,25 @@ class PollSchedule:
         ordered = sorted(self._latencies)
         return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
-    def first_delay(self) -> float:
-        if len(self._latencies) < _MIN_SAMPLES:
-            base = self._settings.first_delay
-        else:
-            base = self._quantile(FIRST_POLL_QUANTILE)
-        return self._jitter(min(self._settings.max_delay, base))
+    def _learned(self) -> bool:
+        return len(self._latencies) >= _MIN_SAMPLES
 
-    def next_delay(self, polls: int) -> float:
-        """Delay before poll number `polls + 1` of a job that was still in progress."""
-        if len(self._latencies) < _MIN_SAMPLES:
-            gap = self._settings.first_delay / 2
-        else:
+    def first_window(self) -> tuple[float, float]:
+        """(earliest, due) seconds after generation for a job's first poll."""
+        if not self._learned():
+            due = self._settings.first_delay
+            return due / 2, self._jitter(due)
+        due = min(self._settings.max_delay, self._quantile(FIRST_POLL_QUANTILE))
+        return self._quantile(0.5), self._jitter(due)
+
+    def next_window(self, polls: int) -> tuple[float, float]:
+        """(earliest, due) seconds from now for poll `polls + 1` of a job still in progress."""
+        if self._learned():
             gap = max(0.25, self._quantile(0.995) - self._quantile(FIRST_POLL_QUANTILE))
-        delay = gap * self._settings.backoff ** (polls - 1)
-        return self._jitter(min(self._settings.max_delay, delay))
+        else:
+            gap = self._settings.first_delay / 2
+        due = min(self._settings.max_delay, gap * self._settings.backoff ** (polls - 1))
+        return min(IDLE_CHECK, due), self._jitter(due)
 
     def _jitter(self, delay: float) -> float:
         # Only ever later: an early poll wastes a token, a late one costs a fraction of a second.
@@ -146,10 +153,11 @@ async def _poll_job(
     """The finished job, or the error record that replaces it."""
     regenerated = False
     polls = 0
-    delay = schedule.first_delay()
+    early, due = (job.started + offset for offset in schedule.first_window())
     while True:
-        remaining = job.started + deadline - clock()
-        if remaining <= 0:
+        now = clock()
+        end = job.started + deadline
+        if now >= end:
             return error_record(
                 ctx,
                 job.principal,
@@ -158,11 +166,21 @@ async def _poll_job(
                 "JobTimeout",
                 f"job still IN_PROGRESS after {deadline:g} s ({polls} polls)",
             )
-        await anyio.sleep(min(delay, remaining))
-        if clock() >= job.started + deadline:
+        if now < early:
+            await anyio.sleep(min(early, end) - now)
             continue
         try:
-            page = await api.call("GetServiceLastAccessedDetails", JobId=job.job_id, MaxItems=1000)
+            if now < due:
+                page = await api.call_if_idle(
+                    "GetServiceLastAccessedDetails", JobId=job.job_id, MaxItems=1000
+                )
+                if page is None:  # no idle token: look again shortly, or poll when due
+                    await anyio.sleep(min(IDLE_CHECK, due - now, end - now))
+                    continue
+            else:
+                page = await api.call(
+                    "GetServiceLastAccessedDetails", JobId=job.job_id, MaxItems=1000
+                )
         except NoSuchEntityError as error:
             if regenerated:
                 return error_record(
@@ -175,7 +193,8 @@ async def _poll_job(
                 job = await _generate(api, job.principal, granularity)
             except AwsError as lost:
                 return error_record(ctx, job.principal, None, "generate", lost.code, lost.message)
-            polls, delay = 0, schedule.first_delay()
+            polls = 0
+            early, due = (job.started + offset for offset in schedule.first_window())
             continue
         except AwsError as error:
             return error_record(ctx, job.principal, job.job_id, "poll", error.code, error.message)
@@ -208,4 +227,5 @@ async def _poll_job(
                 reason.get("Code", "JobFailed"),
                 reason.get("Message", "the job FAILED"),
             )
-        delay = schedule.next_delay(polls)
+        now = clock()
+        early, due = (now + offset for offset in schedule.next_window(polls))

@@ -52,6 +52,16 @@ class TokenBucket:
         self._tat = tat + interval
         return start - now
 
+    def try_take(self) -> bool:
+        """Take a token only if one is free right now: for calls worth making only when idle."""
+        now = self._clock()
+        interval = 1.0 / self.rate
+        tat = max(self._tat, now)
+        if tat - (self._burst - 1.0) * interval > now:
+            return False
+        self._tat = tat + interval
+        return True
+
     async def acquire(self) -> None:
         """Wait until the next call may go out."""
         delay = self.reserve()

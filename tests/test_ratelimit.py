@@ -76,3 +76,14 @@ def test_a_lowered_rate_spaces_the_next_calls_wider() -> None:
     bucket.on_throttle()
     assert bucket.reserve() == pytest.approx(0.1)
     assert bucket.reserve() == pytest.approx(0.1 + 0.2)
+
+
+def test_try_take_only_succeeds_when_a_token_is_free_now() -> None:
+    """try_take never waits and never builds a backlog: it uses idle capacity only."""
+    clock = FakeClock()
+    bucket = TokenBucket(10, clock=clock)
+    assert bucket.try_take()
+    assert not bucket.try_take()
+    assert bucket.reserve() == pytest.approx(0.1)  # the taken token pushed the next slot
+    clock.now += 0.25
+    assert bucket.try_take()

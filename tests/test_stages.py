@@ -292,11 +292,26 @@ async def test_transient_errors_are_retried_up_to_the_budget() -> None:
     assert len(iam.calls["get_service_last_accessed_details"]) == 3
 
 
-def test_poll_schedule_aims_the_first_poll_at_observed_latency() -> None:
-    """Once enough jobs finished, the first poll waits for their 95th-percentile latency."""
+def test_poll_schedule_windows_follow_observed_latency() -> None:
+    """Once enough jobs finished, a first poll is due at their 98th-percentile latency.
+
+    Its window opens at the median (early polls only on idle tokens); a second poll is due
+    after the gap to the 99.5th percentile.
+    """
     schedule = jobs.PollSchedule(PollSettings(first_delay=9.0, jitter=0.0))
-    assert schedule.first_delay() == 9.0
+    assert schedule.first_window() == (4.5, 9.0)
     for tenth in range(1, 101):
         schedule.observe(T0, T0 + timedelta(seconds=tenth / 10))
-    assert schedule.first_delay() == pytest.approx(9.6, abs=0.11)
-    assert schedule.next_delay(1) == pytest.approx(0.4, abs=0.11)
+    early, due = schedule.first_window()
+    assert early == pytest.approx(5.1) and due == pytest.approx(9.9)
+    assert schedule.next_window(1) == pytest.approx((0.25, 0.25))
+
+
+async def test_an_idle_get_bucket_lets_a_poll_go_before_it_is_due() -> None:
+    """Inside the window a poll is sent only when a Get token is free right now."""
+    iam = FakeIam({"get_service_last_accessed_details": [status("COMPLETED")] * 2})
+    api = fake_api(iam)
+    api._buckets["GetServiceLastAccessedDetails"].rate = 0.001  # one token per 1,000 s
+    assert await api.call_if_idle("GetServiceLastAccessedDetails", JobId="j") is not None
+    assert await api.call_if_idle("GetServiceLastAccessedDetails", JobId="j") is None
+    assert len(iam.calls["get_service_last_accessed_details"]) == 1

@@ -1,8 +1,13 @@
-"""Fetch stage: every service page of a completed job, then its entity pages, as records."""
+"""Fetch stages: every service page of a completed job, then its entity pages, as records.
+
+Two stages, so a burst of group and policy reports (many entity calls each) queues as small
+`EntityWork` items instead of holding up polling and, through it, job generation.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from anyio.abc import ObjectReceiveStream, ObjectSendStream
@@ -13,6 +18,7 @@ from collector.errors import AwsError
 from collector.models import (
     CompletedJob,
     Counters,
+    EntityWork,
     Record,
     RunContext,
     entity_record,
@@ -36,36 +42,42 @@ def wants_entities(mode: EntitiesMode, job: CompletedJob, service: Mapping[str, 
     )
 
 
-async def run(
+async def services(
     api: AwsApi,
     ctx: RunContext,
     entities: EntitiesMode,
     counters: Counters,
     receive: ObjectReceiveStream[CompletedJob],
+    work: ObjectSendStream[EntityWork],
     send: ObjectSendStream[Record],
 ) -> None:
-    """Stream each completed job's records; its `principal` line goes last, only if all arrived."""
-    async with receive, send:
+    """Write each job's service rows; hand on what needs entity pages, or close the principal."""
+    async with receive, work, send:
         async for job in receive:
-            if await _report(api, ctx, entities, job, send):
-                counters.principals_done += 1
-            else:
+            found = await _services(api, ctx, entities, job, send)
+            if found is None:
                 counters.errors += 1
+            elif found.namespaces:
+                await work.send(found)
+            else:
+                await send.send(principal_record(ctx, job, found.services, found.accessed, 0))
+                counters.principals_done += 1
 
 
-async def _report(
+async def _services(
     api: AwsApi,
     ctx: RunContext,
     entities: EntitiesMode,
     job: CompletedJob,
     send: ObjectSendStream[Record],
-) -> bool:
-    services = accessed = entity_count = 0
+) -> EntityWork | None:
+    """Every service page as records; None (after an error record) if a page kept failing."""
+    count = accessed = 0
     namespaces: list[str] = []  # one report's namespaces needing entities: bounded by ~400
     page: Mapping[str, Any] = job.first_page
     while True:
         for service in page.get("ServicesLastAccessed", []):
-            services += 1
+            count += 1
             accessed += service.get("LastAuthenticated") is not None
             if wants_entities(entities, job, service):
                 namespaces.append(service["ServiceNamespace"])
@@ -83,8 +95,35 @@ async def _report(
             await send.send(
                 error_record(ctx, job.principal, job.job_id, "services", error.code, error.message)
             )
-            return False
-    for namespace in namespaces:
+            return None
+    # The first page is written out: drop it, so queued work stays small.
+    return EntityWork(replace(job, first_page={}), tuple(namespaces), count, accessed)
+
+
+async def entities(
+    api: AwsApi,
+    ctx: RunContext,
+    counters: Counters,
+    receive: ObjectReceiveStream[EntityWork],
+    send: ObjectSendStream[Record],
+) -> None:
+    """Stream each namespace's entity pages; the `principal` line goes last, if all arrived."""
+    async with receive, send:
+        async for work in receive:
+            total = await _entities(api, ctx, work, send)
+            if total is None:
+                counters.errors += 1
+                continue
+            await send.send(principal_record(ctx, work.job, work.services, work.accessed, total))
+            counters.principals_done += 1
+
+
+async def _entities(
+    api: AwsApi, ctx: RunContext, work: EntityWork, send: ObjectSendStream[Record]
+) -> int | None:
+    """Entity rows written for one report; None (after an error record) if a page kept failing."""
+    job, total = work.job, 0
+    for namespace in work.namespaces:
         marker: dict[str, Any] = {}
         while True:
             try:
@@ -107,12 +146,11 @@ async def _report(
                         namespace,
                     )
                 )
-                return False
+                return None
             for entity in page.get("EntityDetailsList", []):
-                entity_count += 1
+                total += 1
                 await send.send(entity_record(ctx, job, namespace, entity))
             if not page.get("IsTruncated"):
                 break
             marker = {"Marker": page["Marker"]}
-    await send.send(principal_record(ctx, job, services, accessed, entity_count))
-    return True
+    return total

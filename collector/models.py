@@ -56,6 +56,16 @@ class CompletedJob:
     polls: int = 1
 
 
+@dataclass(frozen=True, slots=True)
+class EntityWork:
+    """A report whose service rows are written and whose entity pages are still to read."""
+
+    job: CompletedJob  # without its first page, already written
+    namespaces: tuple[str, ...]
+    services: int
+    accessed: int
+
+
 def iso(value: datetime | None) -> str | None:
     """ISO-8601 in UTC with a `Z`; milliseconds only when the source has them."""
     if value is None:

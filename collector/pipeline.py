@@ -23,6 +23,7 @@ from collector.models import (
     SCHEMA,
     CompletedJob,
     Counters,
+    EntityWork,
     Job,
     Principal,
     PrincipalType,
@@ -35,6 +36,7 @@ from collector.sink import JsonlSink, find_resumable, render_output
 log = structlog.get_logger()
 
 Status = Literal["complete", "partial", "interrupted"]
+ENTITY_BACKLOG = 4096  # reports queued for entity pages; each is a few hundred bytes
 
 
 @dataclass(frozen=True)
@@ -121,6 +123,9 @@ async def _run_stages(
     completed_send, completed_receive = anyio.create_memory_object_stream[CompletedJob](
         settings.fetch_workers
     )
+    # Reports waiting for entity pages are small (no pages held), so this queue can be long:
+    # a run of group and policy reports then never stalls polling and generation behind it.
+    work_send, work_receive = anyio.create_memory_object_stream[EntityWork](ENTITY_BACKLOG)
     records_send, records_receive = anyio.create_memory_object_stream[Record](1024)
     schedule = jobs.PollSchedule(settings.poll)
     granularity = settings.granularity
@@ -161,15 +166,26 @@ async def _run_stages(
                                 completed_send.clone(),
                                 records_send.clone(),
                             )
-                    async with completed_receive:
+                    async with completed_receive, work_send:
                         for _ in range(settings.fetch_workers):
                             tg.start_soon(
-                                fetch.run,
+                                fetch.services,
                                 api,
                                 ctx,
                                 settings.entities,
                                 counters,
                                 completed_receive.clone(),
+                                work_send.clone(),
+                                records_send.clone(),
+                            )
+                    async with work_receive:
+                        for _ in range(settings.fetch_workers):
+                            tg.start_soon(
+                                fetch.entities,
+                                api,
+                                ctx,
+                                counters,
+                                work_receive.clone(),
                                 records_send.clone(),
                             )
             watcher.cancel_scope.cancel()

@@ -54,6 +54,29 @@ async def run_stage(stage: Any, inputs: list[Any], *args: Any) -> list[Any]:
         return [item async for item in out_receive]
 
 
+async def run_fetch(
+    api: Any, jobs_in: list[CompletedJob], counters: Counters
+) -> tuple[list[Any], list[Any]]:
+    """Both fetch stages in turn; returns (services-stage records, entities-stage records)."""
+    in_send, in_receive = anyio.create_memory_object_stream[Any](len(jobs_in))
+    work_send, work_receive = anyio.create_memory_object_stream[Any](100)
+    rec_send, rec_receive = anyio.create_memory_object_stream[Any](1000)
+    async with in_send:
+        for job in jobs_in:
+            await in_send.send(job)
+    with anyio.fail_after(10):
+        await fetch.services(
+            api, CTX, "accessed", counters, in_receive, work_send, rec_send.clone()
+        )
+        async with rec_receive:
+            first = [
+                rec_receive.receive_nowait()
+                for _ in range(rec_receive.statistics().current_buffer_used)
+            ]
+            await fetch.entities(api, CTX, counters, work_receive, rec_send)
+            return first, [r async for r in rec_receive]
+
+
 async def test_fetch_follows_every_page_and_writes_the_principal_line_last() -> None:
     """Short, truncated service pages and entity pages all arrive; the marker line comes last."""
     job = CompletedJob(
@@ -71,9 +94,9 @@ async def test_fetch_follows_every_page_and_writes_the_principal_line_last() -> 
             {"EntityDetailsList": [entity("c")], "IsTruncated": False}],
     })  # fmt: skip
     counters = Counters()
-    records = await run_stage(fetch.run, [job], fake_api(iam), CTX, "accessed", counters)
-    kinds = [r["record"] for r in records]
-    assert kinds == ["service"] * 3 + ["entity"] * 3 + ["principal"]
+    first, then = await run_fetch(fake_api(iam), [job], counters)
+    assert [r["record"] for r in first] == ["service"] * 3
+    assert [r["record"] for r in then] == ["entity"] * 3 + ["principal"]
     assert iam.calls["get_service_last_accessed_details"] == [
         {"JobId": "job-1", "MaxItems": 1000, "Marker": "m1"}
     ]
@@ -81,13 +104,28 @@ async def test_fetch_follows_every_page_and_writes_the_principal_line_last() -> 
     assert [(c["ServiceNamespace"], c.get("Marker")) for c in entity_calls] == [
         ("s3", None), ("s3", "e1"), ("lambda", None)
     ]  # fmt: skip
-    assert {(r["service_namespace"], r["entity_name"]) for r in records[3:6]} == {
+    assert {(r["service_namespace"], r["entity_name"]) for r in then[:3]} == {
         ("s3", "a"), ("s3", "b"), ("lambda", "c")
     }  # fmt: skip
-    assert records[-1] | {} == records[-1] and records[-1]["services"] == 3
-    assert (records[-1]["services_accessed"], records[-1]["entities"]) == (2, 3)
-    assert records[-1]["job_completed"] == "2026-11-01T12:00:02Z"
+    marker = then[-1]
+    assert (marker["services"], marker["services_accessed"], marker["entities"]) == (3, 2, 3)
+    assert marker["job_completed"] == "2026-11-01T12:00:02Z"
     assert counters.principals_done == 1
+
+
+async def test_fetch_closes_a_report_without_entity_work_at_once() -> None:
+    """A role report needs no entity pages: its principal line follows its services directly."""
+    role = Principal(
+        arn="arn:aws:iam::123456789012:role/r", type="role", name="r", id="AROA1", path="/"
+    )
+    job = CompletedJob(
+        principal=role, job_id="job-3", job_type="SERVICE_LEVEL", job_created=T0,
+        job_completed=T0, first_page={"ServicesLastAccessed": [service("s3", True)]},
+    )  # fmt: skip
+    iam = FakeIam({})
+    first, then = await run_fetch(fake_api(iam), [job], Counters())
+    assert [r["record"] for r in first] == ["service", "principal"] and then == []
+    assert iam.calls == {}
 
 
 async def test_fetch_turns_a_failing_entity_page_into_an_error_without_principal_line() -> None:
@@ -102,13 +140,13 @@ async def test_fetch_turns_a_failing_entity_page_into_an_error_without_principal
             * 2
         }
     )
-    records = await run_stage(
-        fetch.run, [job], fake_api(iam, max_attempts=2), CTX, "accessed", Counters()
-    )
-    assert [r["record"] for r in records] == ["service", "error"]
-    assert (records[1]["stage"], records[1]["code"], records[1]["service_namespace"]) == (
+    counters = Counters()
+    first, then = await run_fetch(fake_api(iam, max_attempts=2), [job], counters)
+    assert [r["record"] for r in first + then] == ["service", "error"]
+    assert (then[0]["stage"], then[0]["code"], then[0]["service_namespace"]) == (
         "entities", "ServiceFailure", "s3"
     )  # fmt: skip
+    assert (counters.errors, counters.principals_done) == (1, 0)
 
 
 def poll_args(iam: FakeIam, deadline: float = 10.0) -> tuple[Any, ...]:

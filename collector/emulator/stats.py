@@ -32,20 +32,12 @@ class CallStats:
         self._clock = clock
         self._counts: dict[tuple[int, str, str], int] = {}
         self._lock = threading.Lock()
-        self._version = 0
 
     def record(self, operation: str, outcome: str) -> None:
         """Count one call of `operation` that ended with `outcome`."""
         key = (int(self._clock()), operation, outcome)
         with self._lock:
             self._counts[key] = self._counts.get(key, 0) + 1
-            self._version += 1
-
-    @property
-    def version(self) -> int:
-        """Grows with every recorded call: tells a writer whether anything changed."""
-        with self._lock:
-            return self._version
 
     def rows(self) -> list[dict[str, Any]]:
         """Every count as `{second, operation, outcome, calls}`, ordered by second."""

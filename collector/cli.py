@@ -77,7 +77,8 @@ def _add_sweep_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(*, emulator_options: bool = True) -> argparse.ArgumentParser:
+    """The CLI; `emulator_options=False` skips importing moto when `emulate` is not run."""
     parser = _Parser(
         prog="collector",
         description="Bulk export of AWS IAM service-last-accessed (Access Advisor) data to JSONL.",
@@ -93,12 +94,13 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=1)
     demo.add_argument("--output-dir", default="out")
     emulate = commands.add_parser("emulate", help="serve the Access Advisor emulator on 127.0.0.1")
-    try:
-        from collector.emulator.command import add_arguments
-    except ImportError:
-        pass  # the emulator extra is not installed; `emulate` says so when run
-    else:
-        add_arguments(emulate)
+    if emulator_options:
+        try:
+            from collector.emulator.command import add_arguments
+        except ImportError:
+            pass  # the emulator extra is not installed; `emulate` says so when run
+        else:
+            add_arguments(emulate)
     return parser
 
 
@@ -266,7 +268,9 @@ def _emulator_missing() -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    # moto takes a noticeable part of a second to import: only `emulate` needs it.
+    args = build_parser(emulator_options="emulate" in words).parse_args(words)
     # A full disk or RLIMIT_FSIZE must be a write error we report, not a silent SIGXFSZ kill.
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     if args.command == "emulate":

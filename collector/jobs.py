@@ -40,13 +40,21 @@ class PollSchedule:
     about one job in fifty needs a second Get; later ones after the gap to the 99.5th
     percentile, with capped backoff. Get is limited like Generate, so every early poll would
     take a token the next job needed. From the window's start (the median latency) a poll
-    goes out earlier only if the Get bucket has a token nobody is waiting for, which costs
-    no other call its turn: that is what ends the sweep's tail quickly.
+    goes out earlier only once no more jobs are coming and the Get bucket has a token nobody
+    is waiting for, which costs no other call its turn: that ends the sweep's tail quickly.
     """
 
     def __init__(self, settings: PollSettings, *, window: int = 256) -> None:
         self._settings = settings
         self._latencies: deque[float] = deque(maxlen=window)
+        # While jobs are still being generated, polls come due as fast as Get tokens do, so
+        # no token is really idle; once the last job is out, spare tokens are, and the early
+        # polls they allow end the sweep's tail sooner.
+        self.draining = False
+
+    def no_more_jobs(self) -> None:
+        """The last job has been generated: early polls may use idle Get tokens from now on."""
+        self.draining = True
 
     def observe(self, created: datetime, completed: datetime) -> None:
         self._latencies.append(max(0.0, (completed - created).total_seconds()))
@@ -171,10 +179,12 @@ async def _poll_job(
             continue
         try:
             if now < due:
-                page = await api.call_if_idle(
-                    "GetServiceLastAccessedDetails", JobId=job.job_id, MaxItems=1000
-                )
-                if page is None:  # no idle token: look again shortly, or poll when due
+                page = None
+                if schedule.draining:
+                    page = await api.call_if_idle(
+                        "GetServiceLastAccessedDetails", JobId=job.job_id, MaxItems=1000
+                    )
+                if page is None:  # look again shortly, or poll when due
                     await anyio.sleep(min(IDLE_CHECK, due - now, end - now))
                     continue
             else:

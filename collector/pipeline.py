@@ -141,6 +141,7 @@ async def _run_stages(
                     async with principals_send, principals_receive, jobs_send:
                         tg.start_soon(
                             _intake,
+                            schedule,
                             settings,
                             api,
                             ctx,
@@ -192,6 +193,7 @@ async def _run_stages(
 
 
 async def _intake(
+    schedule: jobs.PollSchedule,
     settings: Settings,
     api: AwsApi,
     ctx: RunContext,
@@ -225,6 +227,7 @@ async def _intake(
                         records_send.clone(),
                     )
         guard.cancel_scope.cancel()
+    schedule.no_more_jobs()
 
 
 async def _discover(

@@ -353,3 +353,27 @@ async def test_an_idle_get_bucket_lets_a_poll_go_before_it_is_due() -> None:
     assert await api.call_if_idle("GetServiceLastAccessedDetails", JobId="j") is not None
     assert await api.call_if_idle("GetServiceLastAccessedDetails", JobId="j") is None
     assert len(iam.calls["get_service_last_accessed_details"]) == 1
+
+
+async def test_early_polls_use_idle_tokens_only_once_no_more_jobs_come() -> None:
+    """Before its due time a job is polled only when generation is over and Get is idle."""
+    schedule = jobs.PollSchedule(PollSettings(jitter=0.0))
+    for latency in [0.0] * 11 + [20.0] * 9:  # window opens at once, poll due after 20 s
+        schedule.observe(T0, T0 + timedelta(seconds=latency))
+    iam = FakeIam({"get_service_last_accessed_details": [status("COMPLETED")]})
+    api = fake_api(iam)
+    args = (
+        api,
+        CTX,
+        "SERVICE_LEVEL",
+        schedule,
+        60.0,
+        Job(principal=GROUP, job_id="j", started=anyio.current_time()),
+    )
+    with anyio.move_on_after(1):
+        await jobs._poll_job(*args, anyio.current_time)
+    assert iam.calls == {}  # still generating: wait for the due time
+    schedule.no_more_jobs()
+    with anyio.fail_after(2):
+        done = await jobs._poll_job(*args, anyio.current_time)
+    assert isinstance(done, CompletedJob) and done.polls == 1

@@ -42,11 +42,10 @@ def main(argv: list[str] | None = None) -> int:
                 out.write(json.dumps(record, separators=(",", ":")) + "\n")
         stats.write(args.stats)
         print(emulator.endpoint, flush=True)
-        written = stats.version
+        # Rewritten even when nothing changed: a fresh file tells a reader the counts it
+        # sees include every call made before it looked.
         while not stop.wait(STATS_INTERVAL):
-            if stats.version != written:
-                written = stats.version
-                stats.write(args.stats)
+            stats.write(args.stats)
         stats.write(args.stats)
     return 0
 

@@ -12,7 +12,8 @@ from pathlib import Path
 
 from bench.emulator import REPO
 
-POLL = 0.02  # seconds between checks for the child's exit; adds at most this to a wall time
+POLL = 0.02  # seconds between checks of the child: adds at most this to a wall time
+KILL_AFTER = 30.0  # seconds a timed-out child gets between SIGTERM and SIGKILL
 
 
 @dataclass(frozen=True)
@@ -23,7 +24,7 @@ class Measured:
     started: float  # Unix time
     finished: float
     wall: float  # seconds, monotonic
-    peak_rss: int  # bytes: the child's ru_maxrss from wait4 (its own, not its children's)
+    peak_rss: int  # bytes: the child's VmHWM, its own peak resident set since exec
     timed_out: bool
 
 
@@ -59,27 +60,45 @@ def run_measured(
         clock = time.monotonic()
         process = subprocess.Popen(list(command), cwd=REPO, env=dict(env), stdout=out, stderr=err)
         timed_out = False
+        peak = 0
         try:
-            while True:
-                # wait4 rather than Popen.wait: it hands back this child's own rusage.
-                pid, status, usage = os.wait4(process.pid, os.WNOHANG)
-                if pid == process.pid:
-                    break
-                if time.monotonic() - clock > timeout and not timed_out:
+            while process.poll() is None:
+                peak = max(peak, _high_water_mark(process.pid))
+                elapsed = time.monotonic() - clock
+                if elapsed > timeout and not timed_out:
                     timed_out = True
                     process.send_signal(signal.SIGTERM)
+                elif elapsed > timeout + KILL_AFTER:
+                    process.kill()
                 time.sleep(POLL)
         except BaseException:
             process.kill()
             process.wait()
             raise
         wall = time.monotonic() - clock
-        process.returncode = os.waitstatus_to_exitcode(status)
     return Measured(
         returncode=process.returncode,
         started=started,
         finished=time.time(),
         wall=wall,
-        peak_rss=usage.ru_maxrss * 1024,  # Linux reports kilobytes
+        peak_rss=peak,
         timed_out=timed_out,
     )
+
+
+def _high_water_mark(pid: int) -> int:
+    """VmHWM of a live process, in bytes (0 once it has exited).
+
+    Not ru_maxrss: Linux carries the parent's high-water mark over fork and exec into the
+    child's, so a child of this (large) bench process would report the bench's size. VmHWM
+    belongs to the address space exec created, and it only grows, so sampling it every
+    POLL seconds misses at most the growth of the child's last few milliseconds.
+    """
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024  # kB
+    except (OSError, ValueError):
+        pass
+    return 0

@@ -31,7 +31,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-import boto3
+# No boto3 stubs in the dev extras (types-aiobotocore covers aiobotocore only).
+import boto3  # type: ignore[import-untyped]
 import botocore.exceptions
 
 from bench.baselines.common import (

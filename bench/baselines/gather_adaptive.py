@@ -35,7 +35,7 @@ from bench.baselines.common import (
 )
 
 POLL_SECONDS = 2.0
-LISTINGS = (
+LISTINGS: tuple[tuple[str, str, dict[str, str]], ...] = (
     ("list_users", "Users", {}),
     ("list_groups", "Groups", {}),
     ("list_roles", "Roles", {}),

@@ -23,7 +23,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import boto3
+# No boto3 stubs in the dev extras (types-aiobotocore covers aiobotocore only).
+import boto3  # type: ignore[import-untyped]
 
 from bench.baselines.common import (
     parse_args,
@@ -35,7 +36,7 @@ from bench.baselines.common import (
 )
 
 POLL_SECONDS = 2.0
-LISTINGS = (
+LISTINGS: tuple[tuple[str, str, dict[str, str]], ...] = (
     ("list_users", "Users", {}),
     ("list_groups", "Groups", {}),
     ("list_roles", "Roles", {}),

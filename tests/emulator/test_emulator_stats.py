@@ -70,4 +70,3 @@ def test_emulator_counts_served_and_throttled_calls(emulator_with: EmulatorFacto
         ("ListUsers", "Throttling"): 1,
         ("ListRoles", SERVED): 1,
     }
-

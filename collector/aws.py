@@ -58,7 +58,11 @@ def make_buckets(rates: Rates) -> dict[str, TokenBucket]:
         "GetServiceLastAccessedDetails": rates.get,
         "GetServiceLastAccessedDetailsWithEntities": rates.get_with_entities,
     } | dict.fromkeys(LIST_OPERATIONS, rates.list)
-    return {op: TokenBucket(rate, minimum=rates.minimum) for op, rate in ceilings.items()}
+    # Each starts with one second's worth of calls: an account bucket left idle is full.
+    return {
+        op: TokenBucket(rate, minimum=rates.minimum, initial=int(rate))
+        for op, rate in ceilings.items()
+    }
 
 
 def _backoff(attempt: int, retry: RetrySettings) -> float:

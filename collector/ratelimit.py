@@ -12,8 +12,11 @@ Sleep = Callable[[float], Awaitable[None]]
 
 
 class TokenBucket:
-    """Paces calls to `rate` per second with bursts of up to `burst` calls (GCRA).
+    """Paces calls to `rate` per second, evenly, after `initial` calls allowed at once.
 
+    The account's own bucket is full when a sweep starts, so the first second's worth of calls
+    (`initial`) need not wait; after that calls are spaced 1/rate apart (GCRA without burst:
+    an unused slot is not banked, so the sweep never bursts into a bucket it has drained).
     The rate adapts: multiplied by `decrease` on each throttle, raised by a small step on each
     success until it is back at `ceiling` (additive increase, multiplicative decrease). A token
     is taken right before one call and never held across a sleep between polls.
@@ -24,7 +27,7 @@ class TokenBucket:
         ceiling: float,
         *,
         minimum: float = 0.5,
-        burst: float = 1.0,
+        initial: int = 0,
         decrease: float = 0.75,
         recovery_calls: float = 50.0,
         clock: Clock = time.monotonic,
@@ -35,31 +38,33 @@ class TokenBucket:
         self.ceiling = ceiling
         self.minimum = min(minimum, ceiling)
         self.rate = ceiling
-        self._burst = max(burst, 1.0)
         self._decrease = decrease
         # Each success adds ceiling/recovery_calls, so a halved rate is back within a few seconds.
         self._step = ceiling / recovery_calls
         self._clock = clock
         self._sleep = sleep
-        self._tat = clock()  # theoretical arrival time of the next call
+        self._tat = clock()  # theoretical arrival time of the next paced call
+        self._initial = initial
 
     def reserve(self) -> float:
         """Claim the next slot; return how long the caller must wait before using it."""
+        if self._initial > 0:
+            self._initial -= 1
+            return 0.0
         now = self._clock()
-        interval = 1.0 / self.rate
         tat = max(self._tat, now)
-        start = max(now, tat - (self._burst - 1.0) * interval)
-        self._tat = tat + interval
-        return start - now
+        self._tat = tat + 1.0 / self.rate
+        return tat - now
 
     def try_take(self) -> bool:
         """Take a token only if one is free right now: for calls worth making only when idle."""
+        if self._initial > 0:
+            self._initial -= 1
+            return True
         now = self._clock()
-        interval = 1.0 / self.rate
-        tat = max(self._tat, now)
-        if tat - (self._burst - 1.0) * interval > now:
+        if self._tat > now:
             return False
-        self._tat = tat + interval
+        self._tat = now + 1.0 / self.rate
         return True
 
     async def acquire(self) -> None:

@@ -28,13 +28,13 @@ def test_paces_calls_at_the_rate() -> None:
     assert delays == pytest.approx([0.0, 0.1, 0.2, 0.3, 0.4])
 
 
-def test_idle_time_does_not_bank_more_than_the_burst() -> None:
-    """After a long idle spell only `burst` calls go out at once, then pacing resumes."""
+def test_starts_with_its_initial_calls_then_paces_without_banking_idle_time() -> None:
+    """The first `initial` calls go at once; after that, idle time never buys a burst."""
     clock = FakeClock()
-    bucket = TokenBucket(10, burst=3, clock=clock)
+    bucket = TokenBucket(10, initial=3, clock=clock)
+    assert [bucket.reserve() for _ in range(5)] == pytest.approx([0.0, 0.0, 0.0, 0.0, 0.1])
     clock.now += 60
-    delays = [bucket.reserve() for _ in range(5)]
-    assert delays == pytest.approx([0.0, 0.0, 0.0, 0.1, 0.2])
+    assert [bucket.reserve() for _ in range(3)] == pytest.approx([0.0, 0.1, 0.2])
 
 
 async def test_acquire_sleeps_for_the_reserved_delay() -> None:

@@ -12,6 +12,7 @@ from collector import discover, fetch, jobs
 from collector.config import DiscoverySettings, PollSettings
 from collector.errors import RetriesExhaustedError
 from collector.models import CompletedJob, Counters, Job, Principal, RunContext
+from collector.ratelimit import TokenBucket
 from tests.fakes import FakeIam, client_error, fake_api
 
 CTX = RunContext(run_id="run1", account_id="123456789012")
@@ -349,7 +350,7 @@ async def test_an_idle_get_bucket_lets_a_poll_go_before_it_is_due() -> None:
     """Inside the window a poll is sent only when a Get token is free right now."""
     iam = FakeIam({"get_service_last_accessed_details": [status("COMPLETED")] * 2})
     api = fake_api(iam)
-    api._buckets["GetServiceLastAccessedDetails"].rate = 0.001  # one token per 1,000 s
+    api._buckets["GetServiceLastAccessedDetails"] = TokenBucket(0.001)  # one token per 1,000 s
     assert await api.call_if_idle("GetServiceLastAccessedDetails", JobId="j") is not None
     assert await api.call_if_idle("GetServiceLastAccessedDetails", JobId="j") is None
     assert len(iam.calls["get_service_last_accessed_details"]) == 1

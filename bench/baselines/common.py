@@ -12,6 +12,14 @@ from typing import Any
 
 Record = dict[str, Any]
 
+# The List* calls (method, result key, parameters) the CLI-style peers page through.
+LISTINGS: tuple[tuple[str, str, dict[str, str]], ...] = (
+    ("list_users", "Users", {}),
+    ("list_groups", "Groups", {}),
+    ("list_roles", "Roles", {}),
+    ("list_policies", "Policies", {"Scope": "Local"}),
+)
+
 
 def parse_args(description: str) -> argparse.Namespace:
     """--endpoint-url, --output, and --arns (a file of ARNs: the subset to report)."""

@@ -23,6 +23,7 @@ from aiobotocore.session import get_session
 from botocore.exceptions import ClientError
 
 from bench.baselines.common import (
+    LISTINGS,
     Record,
     entity_record,
     parse_args,
@@ -35,12 +36,6 @@ from bench.baselines.common import (
 )
 
 POLL_SECONDS = 2.0
-LISTINGS: tuple[tuple[str, str, dict[str, str]], ...] = (
-    ("list_users", "Users", {}),
-    ("list_groups", "Groups", {}),
-    ("list_roles", "Roles", {}),
-    ("list_policies", "Policies", {"Scope": "Local"}),
-)
 
 
 class Sweep:

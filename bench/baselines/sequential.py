@@ -27,6 +27,7 @@ from typing import Any
 import boto3  # type: ignore[import-untyped]
 
 from bench.baselines.common import (
+    LISTINGS,
     parse_args,
     principal_record,
     read_arns,
@@ -36,12 +37,6 @@ from bench.baselines.common import (
 )
 
 POLL_SECONDS = 2.0
-LISTINGS: tuple[tuple[str, str, dict[str, str]], ...] = (
-    ("list_users", "Users", {}),
-    ("list_groups", "Groups", {}),
-    ("list_roles", "Roles", {}),
-    ("list_policies", "Policies", {"Scope": "Local"}),
-)
 
 
 def list_principals(iam: Any) -> list[str]:

@@ -8,9 +8,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import boto3
+import pytest
 from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 from botocore.config import Config
+from botocore.exceptions import ClientError
 
 from collector.emulator import Emulator
 
@@ -99,3 +101,11 @@ def entity_record(
 def of_kind(records: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
     """The records of one kind."""
     return [record for record in records if record["record"] == kind]
+
+
+def raised(call: Any, **params: Any) -> tuple[int, dict[str, str]]:
+    """The HTTP status and `Error` of a call that must fail with a ClientError."""
+    with pytest.raises(ClientError) as caught:
+        call(**params)
+    response = caught.value.response
+    return response["ResponseMetadata"]["HTTPStatusCode"], response["Error"]

@@ -8,20 +8,14 @@ import pytest
 from botocore.exceptions import ClientError
 
 from collector.emulator import Emulator
-from tests.emulator.clients import aio_client, boto3_client
+from tests.emulator.clients import aio_client, boto3_client, raised
 
 UNKNOWN_JOB = "00000000-0000-4000-8000-000000000000"
 
 
 def _error(call: Any, **params: Any) -> tuple[int, str, str]:
-    with pytest.raises(ClientError) as caught:
-        call(**params)
-    response = caught.value.response
-    return (
-        response["ResponseMetadata"]["HTTPStatusCode"],
-        response["Error"]["Code"],
-        response["Error"].get("Type", ""),
-    )
+    status, error = raised(call, **params)
+    return status, error["Code"], error.get("Type", "")
 
 
 @pytest.fixture

@@ -11,18 +11,12 @@ from botocore.exceptions import ClientError
 
 from collector.emulator import Faults
 from collector.emulator.faults import LogNormal, TokenBucket
-from tests.emulator.clients import EmulatorFactory, aio_client, boto3_client, of_kind
+from tests.emulator.clients import EmulatorFactory, aio_client, boto3_client, of_kind, raised
 
 
 def _code(call: Any, **params: Any) -> tuple[int, str, str]:
-    with pytest.raises(ClientError) as caught:
-        call(**params)
-    response = caught.value.response
-    return (
-        response["ResponseMetadata"]["HTTPStatusCode"],
-        response["Error"]["Code"],
-        response["Error"]["Message"],
-    )
+    status, error = raised(call, **params)
+    return status, error["Code"], error["Message"]
 
 
 def test_rate_limit_answers_throttling_beyond_the_burst(emulator_with: EmulatorFactory) -> None:

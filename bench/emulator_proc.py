@@ -12,7 +12,7 @@ from pathlib import Path
 from types import FrameType
 
 from collector.emulator import command, running_emulator
-from collector.emulator.stats import CallStats, recording
+from collector.emulator.stats import ServedCalls, recording
 
 # How often the per-second counts are rewritten while the server runs.
 STATS_INTERVAL = 0.5
@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGTERM, _stop)
-    stats = CallStats()
+    stats = ServedCalls()
     with recording(stats), running_emulator(options) as emulator:
         # Written before the endpoint is announced: a client that sees the URL can score.
         with args.ground_truth.open("w", encoding="utf-8") as out:

@@ -19,10 +19,8 @@ from typing import Any, Literal
 import yaml
 
 from collector.errors import ConfigError
-from collector.models import PRINCIPAL_TYPES, PrincipalType
+from collector.models import PRINCIPAL_TYPES, EntitiesMode, Granularity, PrincipalType
 
-Granularity = Literal["SERVICE_LEVEL", "ACTION_LEVEL"]
-EntitiesMode = Literal["none", "accessed", "all"]
 LogLevel = Literal["debug", "info", "warning", "error"]
 
 ENV_PREFIX = "COLLECTOR_"

@@ -13,11 +13,11 @@ from typing import Any
 from anyio.abc import ObjectReceiveStream, ObjectSendStream
 
 from collector.aws import AwsApi
-from collector.config import EntitiesMode
 from collector.errors import AwsError
 from collector.models import (
     CompletedJob,
     Counters,
+    EntitiesMode,
     EntityWork,
     Record,
     RunContext,

@@ -12,11 +12,12 @@ import structlog
 from anyio.abc import ObjectReceiveStream, ObjectSendStream
 
 from collector.aws import AwsApi
-from collector.config import Granularity, PollSettings
+from collector.config import PollSettings
 from collector.errors import AwsError, NoSuchEntityError
 from collector.models import (
     CompletedJob,
     Counters,
+    Granularity,
     Job,
     Principal,
     Record,

@@ -10,6 +10,8 @@ from typing import Any, Literal
 SCHEMA = 1
 
 PrincipalType = Literal["user", "group", "role", "policy"]
+Granularity = Literal["SERVICE_LEVEL", "ACTION_LEVEL"]
+EntitiesMode = Literal["none", "accessed", "all"]
 PRINCIPAL_TYPES: tuple[PrincipalType, ...] = ("user", "group", "role", "policy")
 ErrorStage = Literal["generate", "poll", "services", "entities"]
 Record = dict[str, Any]

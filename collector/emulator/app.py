@@ -11,7 +11,7 @@ from urllib.parse import parse_qsl
 from collector.emulator import wire
 from collector.emulator.faults import FaultInjector
 from collector.emulator.operations import OPERATIONS, AccessAdvisor
-from collector.emulator.stats import SERVED, CallStats
+from collector.emulator.stats import SERVED, ServedCalls
 from collector.emulator.stats import current as current_stats
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
@@ -38,7 +38,7 @@ class EmulatorApp:
         advisor: AccessAdvisor,
         injector: FaultInjector,
         account_id: str,
-        stats: CallStats | None = None,
+        stats: ServedCalls | None = None,
     ) -> None:
         self.moto_app = moto_app
         self.advisor = advisor

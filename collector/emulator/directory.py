@@ -30,7 +30,7 @@ class Entity:
 
 
 @dataclass(frozen=True, slots=True)
-class Principal:
+class IamPrincipal:
     """Something a report can be generated for: a user, group, role or managed policy."""
 
     arn: str
@@ -109,12 +109,12 @@ class Directory:
             raise UnknownPrincipal(arn)
         return kind, found
 
-    def principal(self, arn: str) -> Principal:
+    def principal(self, arn: str) -> IamPrincipal:
         """The report subject an ARN names."""
         kind, obj = self.lookup(arn)
-        return Principal(arn=arn, kind=kind, name=obj.name, id=obj.id, path=obj.path)
+        return IamPrincipal(arn=arn, kind=kind, name=obj.name, id=obj.id, path=obj.path)
 
-    def principals(self, aws_managed_policies: bool) -> Iterator[Principal]:
+    def principals(self, aws_managed_policies: bool) -> Iterator[IamPrincipal]:
         """Every report subject: users, groups, roles, customer-managed policies, and the
         attached AWS-managed policies when asked."""
         for index in (self.users, self.groups, self.roles):

@@ -119,7 +119,7 @@ class Refusal:
     message: str
 
 
-class TokenBucket:
+class ThrottleBucket:
     """Refills `rate` tokens a second up to `rate` (1 s of burst); thread-safe."""
 
     def __init__(self, rate: float, clock: Callable[[], float] = time.monotonic) -> None:
@@ -152,7 +152,7 @@ class FaultInjector:
         self.rng = random.Random(seed)
         self.rng_lock = threading.Lock()
         self.buckets = {
-            operation: TokenBucket(rate, clock) for operation, rate in faults.rate_limits.items()
+            operation: ThrottleBucket(rate, clock) for operation, rate in faults.rate_limits.items()
         }
 
     def _draw(self) -> float:

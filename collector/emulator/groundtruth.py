@@ -7,19 +7,19 @@ job_created, job_completed) and error messages are left out.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 from collector.emulator.activity import ActivityModel
-from collector.emulator.directory import Directory, Principal
+from collector.emulator.directory import Directory, IamPrincipal
 from collector.emulator.faults import Fate, Faults, failure, fate
 from collector.emulator.reports import GRANULARITIES, Report, build_report
 from collector.emulator.wire import timestamp
+from collector.models import EntitiesMode
 
-EntitiesMode = Literal["none", "accessed", "all"]
 Record = dict[str, Any]
 
 
-def _common(kind: str, account_id: str, principal: Principal) -> Record:
+def _common(kind: str, account_id: str, principal: IamPrincipal) -> Record:
     return {
         "record": kind,
         "schema": 1,
@@ -29,7 +29,7 @@ def _common(kind: str, account_id: str, principal: Principal) -> Record:
     }
 
 
-def _error(account_id: str, principal: Principal, stage: str, code: str) -> Record:
+def _error(account_id: str, principal: IamPrincipal, stage: str, code: str) -> Record:
     return _common("error", account_id, principal) | {
         "stage": stage,
         "code": code,

@@ -15,7 +15,7 @@ from collector.emulator import wire
 from collector.emulator.activity import ActivityModel
 from collector.emulator.directory import Directory, MalformedArn, UnknownPrincipal
 from collector.emulator.faults import Fate, FaultInjector, Faults, failure, fate, loses_first_job
-from collector.emulator.jobs import Job, JobStore
+from collector.emulator.jobstore import JobStore, ReportJob
 from collector.emulator.reports import GRANULARITIES, EntityRow, ServiceRow, build_report
 
 OPERATIONS = frozenset(
@@ -184,7 +184,7 @@ class AccessAdvisor:
             ),
         )
 
-    def _job(self, params: Mapping[str, str]) -> Job | Answer:
+    def _job(self, params: Mapping[str, str]) -> ReportJob | Answer:
         job_id = params.get("JobId")
         if not job_id:
             raise InvalidInput("JobId is required.")
@@ -193,7 +193,7 @@ class AccessAdvisor:
             return _no_such_entity(f"No report job found with the ID {job_id}.")
         return job
 
-    def _dates(self, job: Job, status: str) -> list[str]:
+    def _dates(self, job: ReportJob, status: str) -> list[str]:
         # No JobCompletionDate while the job runs: botocore would choke on an empty one.
         parts = [wire.element("JobCreationDate", wire.timestamp(job.created, millis=True))]
         if status != "IN_PROGRESS":
@@ -201,7 +201,7 @@ class AccessAdvisor:
             parts.append(wire.element("JobCompletionDate", completed))
         return parts
 
-    def _error(self, job: Job, status: str) -> str:
+    def _error(self, job: ReportJob, status: str) -> str:
         if status != "FAILED" or job.error is None:
             return ""
         code, message = job.error

@@ -12,7 +12,7 @@ from datetime import datetime
 
 from collector.emulator.activity import Access, ActivityModel, stable_uniform
 from collector.emulator.catalog import SERVICES, TRACKED_ACTIONS
-from collector.emulator.directory import Directory, Entity, Principal
+from collector.emulator.directory import Directory, Entity, IamPrincipal
 from collector.emulator.permissions import allowed_actions, merge_grants
 
 GRANULARITIES = ("SERVICE_LEVEL", "ACTION_LEVEL")
@@ -52,7 +52,7 @@ class EntityRow:
 class Report:
     """Everything the three Get operations can return for one job."""
 
-    principal: Principal
+    principal: IamPrincipal
     granularity: str
     services: tuple[ServiceRow, ...]
     entities: Mapping[str, tuple[EntityRow, ...]]

@@ -23,9 +23,10 @@ from collector.emulator.account import Layout, seed_account
 from collector.emulator.activity import ActivityModel
 from collector.emulator.app import EmulatorApp
 from collector.emulator.faults import FaultInjector, Faults
-from collector.emulator.groundtruth import EntitiesMode, ground_truth
-from collector.emulator.jobs import JobStore
+from collector.emulator.groundtruth import ground_truth
+from collector.emulator.jobstore import JobStore
 from collector.emulator.operations import AccessAdvisor
+from collector.models import EntitiesMode
 
 HOST = "127.0.0.1"
 DEFAULT_ACCOUNT_ID = "123456789012"

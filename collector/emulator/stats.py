@@ -17,10 +17,10 @@ SERVED = "served"  # the outcome of a call no fault knob refused
 # The recorder an EmulatorApp built in this context reports to. A context variable rather
 # than an EmulatorOptions field: the counts are a benchmark's concern, and the app captures
 # the recorder when it is built, so the server threads never read the variable.
-_current: ContextVar[CallStats | None] = ContextVar("collector_emulator_stats", default=None)
+_current: ContextVar[ServedCalls | None] = ContextVar("collector_emulator_stats", default=None)
 
 
-class CallStats:
+class ServedCalls:
     """Thread-safe counts of IAM calls per (wall-clock second, operation, outcome).
 
     The outcome is `served` (answered by the emulator or moto, whatever the answer) or the
@@ -56,7 +56,7 @@ class CallStats:
 
 
 @contextmanager
-def recording(stats: CallStats) -> Iterator[CallStats]:
+def recording(stats: ServedCalls) -> Iterator[ServedCalls]:
     """Emulators started inside this block count their IAM calls into `stats`."""
     token = _current.set(stats)
     try:
@@ -65,6 +65,6 @@ def recording(stats: CallStats) -> Iterator[CallStats]:
         _current.reset(token)
 
 
-def current() -> CallStats | None:
+def current() -> ServedCalls | None:
     """The recorder of the enclosing `recording` block, if any."""
     return _current.get()

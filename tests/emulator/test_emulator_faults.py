@@ -10,7 +10,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from collector.emulator import Faults
-from collector.emulator.faults import LogNormal, TokenBucket
+from collector.emulator.faults import LogNormal, ThrottleBucket
 from tests.emulator.clients import EmulatorFactory, aio_client, boto3_client, of_kind, raised
 
 
@@ -186,7 +186,7 @@ def test_lognormal_latency_varies_per_job(emulator_with: EmulatorFactory) -> Non
 def test_token_bucket_refills_and_refusals_take_nothing() -> None:
     """The bucket allows a 1 s burst, refuses without consuming, and refills at its rate."""
     now = [0.0]
-    bucket = TokenBucket(2.0, clock=lambda: now[0])
+    bucket = ThrottleBucket(2.0, clock=lambda: now[0])
     assert [bucket.take() for _ in range(3)] == [True, True, False]
     now[0] += 0.25
     assert bucket.take() is False

@@ -9,14 +9,14 @@ import pytest
 from botocore.exceptions import ClientError
 
 from collector.emulator import Faults
-from collector.emulator.stats import SERVED, CallStats, current, recording
+from collector.emulator.stats import SERVED, ServedCalls, current, recording
 from tests.emulator.clients import EmulatorFactory, boto3_client
 
 
 def test_counts_by_second_operation_and_outcome() -> None:
     """Calls are counted per wall-clock second, operation and outcome, in second order."""
     now = [100.2]
-    stats = CallStats(clock=lambda: now[0])
+    stats = ServedCalls(clock=lambda: now[0])
     stats.record("ListUsers", SERVED)
     stats.record("ListUsers", SERVED)
     now[0] = 101.7
@@ -29,7 +29,7 @@ def test_counts_by_second_operation_and_outcome() -> None:
 
 def test_write_leaves_a_complete_json_file(tmp_path: Path) -> None:
     """write() replaces the file in one step and leaves no .part behind."""
-    stats = CallStats(clock=lambda: 5.0)
+    stats = ServedCalls(clock=lambda: 5.0)
     stats.record("ListRoles", SERVED)
     path = tmp_path / "stats.json"
     stats.write(path)
@@ -40,7 +40,7 @@ def test_write_leaves_a_complete_json_file(tmp_path: Path) -> None:
 
 def test_recording_is_scoped() -> None:
     """The recorder is only current inside its block."""
-    stats = CallStats()
+    stats = ServedCalls()
     assert current() is None
     with recording(stats):
         assert current() is stats
@@ -49,7 +49,7 @@ def test_recording_is_scoped() -> None:
 
 def test_emulator_counts_served_and_throttled_calls(emulator_with: EmulatorFactory) -> None:
     """An emulator started while recording counts every IAM call, throttled ones by code."""
-    stats = CallStats()
+    stats = ServedCalls()
     with (
         recording(stats),
         emulator_with(faults=Faults(rate_limits={"ListUsers": 1})) as emu,

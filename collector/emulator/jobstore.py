@@ -14,7 +14,7 @@ from collector.emulator.reports import Report
 
 
 @dataclass(frozen=True, slots=True)
-class Job:
+class ReportJob:
     """One generated report job; its report was computed when it was generated."""
 
     job_id: str
@@ -45,7 +45,7 @@ class JobStore:
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.clock = clock
-        self._jobs: dict[str, Job] = {}
+        self._jobs: dict[str, ReportJob] = {}
         self._generated: dict[str, int] = {}
         self._lock = threading.Lock()
 
@@ -65,9 +65,9 @@ class JobStore:
         error: tuple[str, str] | None,
         report: Report | None,
         lost: bool,
-    ) -> Job:
+    ) -> ReportJob:
         """Store a new job that starts now."""
-        job = Job(
+        job = ReportJob(
             job_id=str(uuid.uuid4()),
             arn=arn,
             granularity=granularity,
@@ -83,7 +83,7 @@ class JobStore:
             self._jobs[job.job_id] = job
         return job
 
-    def get(self, job_id: str) -> Job | None:
+    def get(self, job_id: str) -> ReportJob | None:
         """The job with this id, or None."""
         with self._lock:
             return self._jobs.get(job_id)

@@ -1,4 +1,4 @@
-"""The AWS boundary: clients, pacing, the one retry policy, botocore errors translated."""
+"""The AWS boundary: clients, named IAM calls, the one retry policy, botocore errors translated."""
 
 from __future__ import annotations
 
@@ -7,12 +7,12 @@ from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from functools import partial
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 from aiobotocore.config import AioConfig
 from aiobotocore.session import AioSession
-from botocore import xform_name
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
@@ -24,7 +24,7 @@ from botocore.exceptions import (
 )
 
 from collector import __version__
-from collector.config import Rates, RetrySettings, Settings
+from collector.config import RetrySettings, Settings
 from collector.errors import (
     AccessDeniedError,
     AwsError,
@@ -32,15 +32,44 @@ from collector.errors import (
     NoSuchEntityError,
     RetriesExhaustedError,
 )
+from collector.models import Granularity, Principal, PrincipalType
 from collector.ratelimit import TokenBucket
+
+if TYPE_CHECKING:
+    from types_aiobotocore_iam import IAMClient
+    from types_aiobotocore_iam.type_defs import (
+        GetServiceLastAccessedDetailsResponseTypeDef as JobPage,
+    )
+    from types_aiobotocore_iam.type_defs import (
+        GetServiceLastAccessedDetailsWithEntitiesResponseTypeDef as EntityPage,
+    )
+    from types_aiobotocore_sts import STSClient
+else:
+    IAMClient = STSClient = Any
+    JobPage = EntityPage = dict
 
 THROTTLE_CODES = frozenset({"Throttling", "ThrottlingException", "RequestLimitExceeded"})
 ACCESS_CODES = frozenset({"AccessDenied", "AccessDeniedException", "UnauthorizedOperation"})
 CREDENTIAL_CODES = frozenset(
     {"InvalidClientTokenId", "SignatureDoesNotMatch", "ExpiredToken", "ExpiredTokenException"}
 )
-LIST_OPERATIONS = ("ListUsers", "ListGroups", "ListRoles", "ListPolicies")
+GENERATE = "GenerateServiceLastAccessedDetails"
+GET = "GetServiceLastAccessedDetails"
+GET_WITH_ENTITIES = "GetServiceLastAccessedDetailsWithEntities"
+LIST_OPERATIONS: Mapping[PrincipalType, str] = {
+    "user": "ListUsers",
+    "group": "ListGroups",
+    "role": "ListRoles",
+    "policy": "ListPolicies",
+}
+PAGE_SIZE = 1000  # the API's maximum MaxItems
+NO_CREDENTIALS = (
+    "no AWS credentials found: set AWS_PROFILE, or AWS_ACCESS_KEY_ID and "
+    "AWS_SECRET_ACCESS_KEY, or run where a role is available"
+)
 Sleep = Callable[[float], Awaitable[None]]
+T = TypeVar("T")
+Page = TypeVar("Page", bound=Mapping[str, Any])
 
 
 @dataclass
@@ -51,18 +80,12 @@ class CallStats:
     throttled: Counter[str] = field(default_factory=Counter)
 
 
-def make_buckets(rates: Rates) -> dict[str, TokenBucket]:
-    """One adaptive bucket per rate-limited IAM operation."""
-    ceilings = {
-        "GenerateServiceLastAccessedDetails": rates.generate,
-        "GetServiceLastAccessedDetails": rates.get,
-        "GetServiceLastAccessedDetailsWithEntities": rates.get_with_entities,
-    } | dict.fromkeys(LIST_OPERATIONS, rates.list)
-    # Each starts with one second's worth of calls: an account bucket left idle is full.
-    return {
-        op: TokenBucket(rate, minimum=rates.minimum, initial=int(rate))
-        for op, rate in ceilings.items()
-    }
+@dataclass(frozen=True)
+class PrincipalsPage:
+    """One List* page as the principals it names, and the marker of the next page."""
+
+    principals: list[Principal]
+    marker: str | None
 
 
 def _backoff(attempt: int, retry: RetrySettings) -> float:
@@ -87,111 +110,39 @@ def _is_transient(error: ClientError) -> bool:
     return int(status) >= 500
 
 
-class AwsApi:
-    """IAM and STS calls, each paced by its operation's bucket and retried by one policy.
+async def follow_marker(
+    read: Callable[[str | None], Awaitable[Page]], first: Page | None = None
+) -> AsyncIterator[Page]:
+    """Every page of a Marker-paged call: IAM may send fewer items than asked while truncated."""
+    page = first if first is not None else await read(None)
+    while True:
+        yield page
+        if not page.get("IsTruncated"):
+            return
+        page = await read(str(page["Marker"]))
+
+
+class Caller:
+    """One call at a time through a bucket and the retry policy; raises the project's errors.
 
     botocore's own retries are switched off (total_max_attempts=1) so that throttling and
     transient errors are retried here only, where the bucket also learns from them.
     """
 
-    def __init__(
-        self,
-        iam: Any,
-        sts: Any,
-        buckets: Mapping[str, TokenBucket],
-        retry: RetrySettings,
-        stats: CallStats,
-        sleep: Sleep = anyio.sleep,
-    ) -> None:
-        self._clients = {"iam": iam, "sts": sts}
-        self._buckets = buckets
+    def __init__(self, retry: RetrySettings, stats: CallStats, sleep: Sleep = anyio.sleep) -> None:
         self._retry = retry
         self.stats = stats
         self._sleep = sleep
 
     async def call(
-        self, operation: str, *, service: str = "iam", attempts: int | None = None, **params: Any
-    ) -> dict[str, Any]:
-        """One API call with pacing and retries; raises the project's AwsError types."""
-        return await self._with_retries(
-            operation, self._sender(service, operation, params), attempts
-        )
-
-    async def call_if_idle(self, operation: str, **params: Any) -> dict[str, Any] | None:
-        """The call, but only if its bucket has a token free right now; else None, no call.
-
-        For calls that are worth making early only when they cost no other call its turn.
-        """
-        bucket = self._buckets.get(operation)
-        if bucket is not None and not bucket.try_take():
-            return None
-        send = self._sender("iam", operation, params)
-        return await self._with_retries(operation, send, token_taken=True)
-
-    def _sender(
-        self, service: str, operation: str, params: dict[str, Any]
-    ) -> Callable[[], Awaitable[dict[str, Any]]]:
-        method = getattr(self._clients[service], xform_name(operation))
-
-        async def send() -> dict[str, Any]:
-            response: dict[str, Any] = await method(**params)
-            return response
-
-        return send
-
-    async def pages(self, operation: str, **params: Any) -> AsyncIterator[dict[str, Any]]:
-        """Every page of a List* operation, through botocore's paginator, one token per page.
-
-        A page that fails is retried by a fresh paginator started at the last Marker handed
-        out, so a throttled page is neither skipped nor read twice.
-        """
-        paginator = self._clients["iam"].get_paginator(xform_name(operation))
-        marker: str | None = None
-        iterator: Any = None
-
-        async def next_page() -> dict[str, Any]:
-            nonlocal iterator
-            if iterator is None:
-                start = {"Marker": marker} if marker else {}
-                iterator = paginator.paginate(**params, **start).__aiter__()
-            try:
-                page: dict[str, Any] = await iterator.__anext__()
-            except Exception:
-                iterator = None  # a failed async generator cannot go on; restart from marker
-                raise
-            return page
-
-        while True:
-            try:
-                page = await self._with_retries(operation, next_page)
-            except StopAsyncIteration:
-                return
-            yield page
-            marker = page.get("Marker") if page.get("IsTruncated") else None
-            if marker is None:
-                return
-
-    async def account_id(self) -> str:
-        """The caller's account (sts:GetCallerIdentity); failing here is a credentials problem."""
-        try:
-            # Few attempts: an unreachable endpoint or bad keys should fail fast, before any work.
-            identity = await self.call("GetCallerIdentity", service="sts", attempts=3)
-        except AwsError as error:
-            raise CredentialsError(
-                f"sts:GetCallerIdentity failed ({error.code}: {error.message}); "
-                "check the AWS credentials, profile and endpoint"
-            ) from error
-        return str(identity["Account"])
-
-    async def _with_retries(
         self,
         operation: str,
-        send: Callable[[], Awaitable[dict[str, Any]]],
-        attempts: int | None = None,
+        send: Callable[[], Awaitable[T]],
         *,
+        bucket: TokenBucket | None = None,
+        attempts: int | None = None,
         token_taken: bool = False,
-    ) -> dict[str, Any]:
-        bucket = self._buckets.get(operation)
+    ) -> T:
         max_failures = attempts or self._retry.max_attempts
         throttles = failures = 0
         while True:
@@ -231,10 +182,7 @@ class AwsApi:
                 await self._sleep(_backoff(failures, self._retry))
                 continue
             except (NoCredentialsError, PartialCredentialsError) as error:
-                raise CredentialsError(
-                    "no AWS credentials found: set AWS_PROFILE, or AWS_ACCESS_KEY_ID and "
-                    "AWS_SECRET_ACCESS_KEY, or run where a role is available"
-                ) from error
+                raise CredentialsError(NO_CREDENTIALS) from error
             except BotoCoreError as error:
                 raise AwsError(operation, type(error).__name__, str(error)) from error
             if bucket is not None:
@@ -242,39 +190,181 @@ class AwsApi:
             return response
 
 
-@asynccontextmanager
-async def open_api(
-    settings: Settings,
-    *,
-    stats: CallStats | None = None,
-    credentials: Mapping[str, str] | None = None,
-) -> AsyncIterator[AwsApi]:
-    """IAM and STS clients for the sweep; `credentials` are explicit keys (the demo's)."""
+class IamApi:
+    """The IAM calls a sweep makes, each paced by its operation's bucket, typed end to end."""
+
+    def __init__(self, iam: IAMClient, buckets: Mapping[str, TokenBucket], caller: Caller) -> None:
+        self._iam = iam
+        self._buckets = buckets
+        self._caller = caller
+
+    @property
+    def stats(self) -> CallStats:
+        return self._caller.stats
+
+    async def _call(self, operation: str, send: Callable[[], Awaitable[T]]) -> T:
+        return await self._caller.call(operation, send, bucket=self._buckets.get(operation))
+
+    async def generate(self, arn: str, granularity: Granularity) -> str:
+        """Start a report job for one principal; its JobId."""
+        response = await self._call(
+            GENERATE,
+            lambda: self._iam.generate_service_last_accessed_details(
+                Arn=arn, Granularity=granularity
+            ),
+        )
+        return response["JobId"]
+
+    async def job_page(self, job_id: str, marker: str | None = None) -> JobPage:
+        """A job's status and, once COMPLETED, one page of its services."""
+        return await self._call(GET, lambda: self._get(job_id, marker))
+
+    async def job_page_if_idle(self, job_id: str) -> JobPage | None:
+        """The first page, but only if the Get bucket has a token free right now; else None.
+
+        For polls that are worth making early only when they cost no other call its turn.
+        """
+        bucket = self._buckets.get(GET)
+        if bucket is not None and not bucket.try_take():
+            return None
+        return await self._caller.call(
+            GET, lambda: self._get(job_id, None), bucket=bucket, token_taken=True
+        )
+
+    def _get(self, job_id: str, marker: str | None) -> Awaitable[JobPage]:
+        if marker is None:
+            return self._iam.get_service_last_accessed_details(JobId=job_id, MaxItems=PAGE_SIZE)
+        return self._iam.get_service_last_accessed_details(
+            JobId=job_id, MaxItems=PAGE_SIZE, Marker=marker
+        )
+
+    def service_pages(self, job_id: str, first: JobPage) -> AsyncIterator[JobPage]:
+        """Every page of a completed job's services, starting from the page the poll returned."""
+        return follow_marker(lambda marker: self.job_page(job_id, marker), first)
+
+    def entity_pages(self, job_id: str, namespace: str) -> AsyncIterator[EntityPage]:
+        """Every page of the entities that used one namespace, per the job's report."""
+
+        def read(marker: str | None) -> Awaitable[EntityPage]:
+            if marker is None:
+                send = lambda: self._iam.get_service_last_accessed_details_with_entities(  # noqa: E731
+                    JobId=job_id, ServiceNamespace=namespace, MaxItems=PAGE_SIZE
+                )
+            else:
+                send = lambda: self._iam.get_service_last_accessed_details_with_entities(  # noqa: E731
+                    JobId=job_id, ServiceNamespace=namespace, MaxItems=PAGE_SIZE, Marker=marker
+                )
+            return self._call(GET_WITH_ENTITIES, send)
+
+        return follow_marker(read)
+
+    async def principals(
+        self, kind: PrincipalType, params: Mapping[str, Any]
+    ) -> AsyncIterator[list[Principal]]:
+        """Every page of one List* call as principals; a failed page is retried at its Marker."""
+        operation = LIST_OPERATIONS[kind]
+        marker: str | None = None
+        while True:
+            page = await self._call(operation, partial(self._list, kind, params, marker))
+            yield page.principals
+            if page.marker is None:
+                return
+            marker = page.marker
+
+    async def _list(
+        self, kind: PrincipalType, params: Mapping[str, Any], marker: str | None
+    ) -> PrincipalsPage:
+        args: dict[str, Any] = dict(params) | ({"Marker": marker} if marker else {})
+        if kind == "user":
+            users = await self._iam.list_users(**args)
+            found = [
+                Principal(u["Arn"], kind, u["UserName"], u["UserId"], u.get("Path", "/"))
+                for u in users.get("Users", [])
+            ]
+            return PrincipalsPage(found, _next(users))
+        if kind == "group":
+            groups = await self._iam.list_groups(**args)
+            found = [
+                Principal(g["Arn"], kind, g["GroupName"], g["GroupId"], g.get("Path", "/"))
+                for g in groups.get("Groups", [])
+            ]
+            return PrincipalsPage(found, _next(groups))
+        if kind == "role":
+            roles = await self._iam.list_roles(**args)
+            found = [
+                Principal(r["Arn"], kind, r["RoleName"], r["RoleId"], r.get("Path", "/"))
+                for r in roles.get("Roles", [])
+            ]
+            return PrincipalsPage(found, _next(roles))
+        policies = await self._iam.list_policies(**args)
+        found = [
+            Principal(p["Arn"], kind, p["PolicyName"], p["PolicyId"], p.get("Path", "/"))
+            for p in policies.get("Policies", [])
+        ]
+        return PrincipalsPage(found, _next(policies))
+
+
+def _next(page: Mapping[str, Any]) -> str | None:
+    marker = page.get("Marker") if page.get("IsTruncated") else None
+    return str(marker) if marker else None
+
+
+async def caller_account(sts: STSClient, caller: Caller) -> str:
+    """The caller's account (sts:GetCallerIdentity); failing here is a credentials problem."""
     try:
-        session = AioSession(profile=settings.profile)
-        if credentials is None and await session.get_credentials() is None:
-            raise CredentialsError(
-                "no AWS credentials found: set AWS_PROFILE, or AWS_ACCESS_KEY_ID and "
-                "AWS_SECRET_ACCESS_KEY, or run where a role is available"
-            )
-    except ProfileNotFound as error:
+        # Few attempts: an unreachable endpoint or bad keys should fail fast, before any work.
+        identity = await caller.call("GetCallerIdentity", sts.get_caller_identity, attempts=3)
+    except AwsError as error:
         raise CredentialsError(
-            f"AWS profile {settings.profile!r} not found; check ~/.aws/config or --profile"
+            f"sts:GetCallerIdentity failed ({error.code}: {error.message}); "
+            "check the AWS credentials, profile and endpoint"
         ) from error
-    config = AioConfig(
+    return str(identity["Account"])
+
+
+@dataclass(frozen=True)
+class Clients:
+    """The open clients one account's sweep uses."""
+
+    iam: IAMClient
+    sts: STSClient
+
+
+def client_config() -> AioConfig:
+    """One config for every client: no botocore retries (ours decide), bounded waits."""
+    return AioConfig(
         retries={"mode": "standard", "total_max_attempts": 1},
         connect_timeout=10,
         read_timeout=60,
         max_pool_connections=64,
         user_agent_extra=f"collector/{__version__}",
     )
+
+
+@asynccontextmanager
+async def open_clients(
+    settings: Settings,
+    *,
+    session: AioSession | None = None,
+    credentials: Mapping[str, str] | None = None,
+) -> AsyncIterator[Clients]:
+    """IAM and STS clients; `session` for an assumed role, `credentials` for explicit keys."""
+    try:
+        if session is None:
+            session = AioSession(profile=settings.profile)
+            if credentials is None and await session.get_credentials() is None:
+                raise CredentialsError(NO_CREDENTIALS)
+    except ProfileNotFound as error:
+        raise CredentialsError(
+            f"AWS profile {settings.profile!r} not found; check ~/.aws/config or --profile"
+        ) from error
     options: dict[str, Any] = {
         "region_name": settings.region,
         "endpoint_url": settings.endpoint_url,
-        "config": config,
+        "config": client_config(),
         **(credentials or {}),
     }
     async with AsyncExitStack() as stack:
         iam = await stack.enter_async_context(session.create_client("iam", **options))
         sts = await stack.enter_async_context(session.create_client("sts", **options))
-        yield AwsApi(iam, sts, make_buckets(settings.rates), settings.retry, stats or CallStats())
+        yield Clients(iam=iam, sts=sts)

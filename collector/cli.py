@@ -7,6 +7,7 @@ import os
 import signal
 import sys
 import time
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -16,13 +17,14 @@ import anyio
 import structlog
 
 from collector import __version__
+from collector.account import sweep_account
 from collector.aws import CallStats
 from collector.config import Rates, Settings, load_settings
 from collector.errors import CollectorError, ConfigError, CredentialsError, OutputError
 from collector.logs import configure_logging
 from collector.models import Counters
-from collector.pipeline import SweepResult, run_sweep
 from collector.progress import ProgressSnapshot, show_progress
+from collector.sweep import Shutdown, SweepResult
 
 EXIT_OK = 0
 EXIT_PARTIAL = 1
@@ -143,15 +145,15 @@ def _exit_code(error: CollectorError) -> int:
     return EXIT_PARTIAL
 
 
-async def _watch_signals(stop: anyio.Event, received: list[int], abort: anyio.CancelScope) -> None:
+async def _watch_signals(shutdown: Shutdown, received: list[int], abort: anyio.CancelScope) -> None:
     """First SIGINT/SIGTERM: stop gracefully. A second one: stop now, skipping the grace."""
     with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async for signum in signals:
             received.append(signum)
             log.warning("collector.sweep.signal", signal=signal.Signals(signum).name)
-            if stop.is_set():
+            if shutdown.requested:
                 abort.cancel()
-            stop.set()
+            shutdown.request()
 
 
 def _snapshot(counters: Counters, stats: CallStats) -> Any:
@@ -177,19 +179,25 @@ async def _sweep(
     settings: Settings, credentials: Mapping[str, str] | None = None
 ) -> tuple[int, SweepResult | None]:
     """Run one sweep with signal handling and progress; return the exit code and result."""
-    stop = anyio.Event()
+    shutdown = Shutdown(settings.shutdown_grace)
     received: list[int] = []
     counters, stats = Counters(), CallStats()
     progress = sys.stderr.isatty() if settings.progress is None else settings.progress
     started = time.monotonic()
     result: SweepResult | None = None
     async with anyio.create_task_group() as tg:
-        tg.start_soon(_watch_signals, stop, received, tg.cancel_scope)
+        tg.start_soon(_watch_signals, shutdown, received, tg.cancel_scope)
         if progress:
             tg.start_soon(show_progress, _snapshot(counters, stats), sys.stderr)
         try:
-            result = await run_sweep(
-                settings, stop=stop, counters=counters, stats=stats, credentials=credentials
+            # One id for the output's name and its records alike.
+            result = await sweep_account(
+                settings,
+                run_id=uuid.uuid4().hex,
+                shutdown=shutdown,
+                counters=counters,
+                stats=stats,
+                credentials=credentials,
             )
         finally:
             tg.cancel_scope.cancel()
@@ -199,7 +207,7 @@ async def _sweep(
     log.info(
         "collector.sweep.finished",
         status=result.status,
-        output=str(result.path) if result.path else None,
+        output=result.path,
         seconds=round(time.monotonic() - started, 1),
         records=result.run["records"],
         api_calls=sum(stats.calls.values()),

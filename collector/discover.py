@@ -1,24 +1,15 @@
-"""Discovery stage: list one kind of principal with its List* paginator and send each one on."""
+"""Discovery stage: list one kind of principal, page by page, and send the wanted ones on."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from fnmatch import fnmatchcase
 from typing import Any
 
 from anyio.abc import ObjectSendStream
 
-from collector.aws import AwsApi
 from collector.config import DiscoverySettings
-from collector.models import Counters, Principal, PrincipalType
-
-# kind -> (operation, result key, name key, id key)
-_LISTINGS: dict[PrincipalType, tuple[str, str, str, str]] = {
-    "user": ("ListUsers", "Users", "UserName", "UserId"),
-    "group": ("ListGroups", "Groups", "GroupName", "GroupId"),
-    "role": ("ListRoles", "Roles", "RoleName", "RoleId"),
-    "policy": ("ListPolicies", "Policies", "PolicyName", "PolicyId"),
-}
+from collector.environment import StageEnv
+from collector.models import Principal, PrincipalType
 
 
 def wanted(settings: DiscoverySettings, name: str, arn: str) -> bool:
@@ -41,32 +32,17 @@ def _scopes(kind: PrincipalType, settings: DiscoverySettings) -> list[dict[str, 
     return scopes
 
 
-def _principal(kind: PrincipalType, item: Mapping[str, Any]) -> Principal:
-    _, _, name_key, id_key = _LISTINGS[kind]
-    return Principal(
-        arn=item["Arn"],
-        type=kind,
-        name=item[name_key],
-        id=item[id_key],
-        path=item.get("Path", "/"),
-    )
-
-
-async def run(
-    api: AwsApi,
-    kind: PrincipalType,
-    settings: DiscoverySettings,
-    skip: frozenset[str],
-    counters: Counters,
-    send: ObjectSendStream[Principal],
+async def list_principals(
+    env: StageEnv, kind: PrincipalType, skip: frozenset[str], send: ObjectSendStream[Principal]
 ) -> None:
-    """List every principal of `kind`, page by page, and send the wanted ones downstream."""
-    operation, result_key, name_key, _ = _LISTINGS[kind]
+    """Send every wanted principal of `kind` not in `skip` (already complete in a resumed file)."""
     async with send:
-        for params in _scopes(kind, settings):
-            async for page in api.pages(operation, **params):
-                for item in page.get(result_key, []):
-                    if item["Arn"] in skip or not wanted(settings, item[name_key], item["Arn"]):
+        for params in _scopes(kind, env.discovery):
+            async for page in env.api.principals(kind, params):
+                for principal in page:
+                    if principal.arn in skip or not wanted(
+                        env.discovery, principal.name, principal.arn
+                    ):
                         continue
-                    counters.principals_found += 1
-                    await send.send(_principal(kind, item))
+                    env.counters.principals_found += 1
+                    await send.send(principal)

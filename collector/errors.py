@@ -37,3 +37,7 @@ class CredentialsError(CollectorError):
 
 class OutputError(CollectorError):
     """The output cannot be created or written (exit code 4)."""
+
+
+class OutputLockedError(OutputError):
+    """Another sweep is writing the same output (exit code 5)."""

@@ -12,15 +12,13 @@ from typing import Any
 
 from anyio.abc import ObjectReceiveStream, ObjectSendStream
 
-from collector.aws import AwsApi
+from collector.environment import StageEnv
 from collector.errors import AwsError
 from collector.models import (
     CompletedJob,
-    Counters,
     EntitiesMode,
     EntityWork,
     Record,
-    RunContext,
     entity_record,
     error_record,
     principal_record,
@@ -43,114 +41,89 @@ def wants_entities(mode: EntitiesMode, job: CompletedJob, service: Mapping[str, 
 
 
 async def services(
-    api: AwsApi,
-    ctx: RunContext,
-    entities: EntitiesMode,
-    counters: Counters,
+    env: StageEnv,
     receive: ObjectReceiveStream[CompletedJob],
     work: ObjectSendStream[EntityWork],
-    send: ObjectSendStream[Record],
+    records: ObjectSendStream[Record],
 ) -> None:
     """Write each job's service rows; hand on what needs entity pages, or close the principal."""
-    async with receive, work, send:
+    async with receive, work, records:
         async for job in receive:
-            found = await _services(api, ctx, entities, job, send)
+            found = await _services(env, job, records)
             if found is None:
-                counters.errors += 1
+                env.counters.errors += 1
             elif found.namespaces:
                 await work.send(found)
             else:
-                await send.send(principal_record(ctx, job, found.services, found.accessed, 0))
-                counters.principals_done += 1
+                await records.send(
+                    principal_record(env.run, job, found.services, found.accessed, 0)
+                )
+                env.counters.principals_done += 1
 
 
 async def _services(
-    api: AwsApi,
-    ctx: RunContext,
-    entities: EntitiesMode,
-    job: CompletedJob,
-    send: ObjectSendStream[Record],
+    env: StageEnv, job: CompletedJob, records: ObjectSendStream[Record]
 ) -> EntityWork | None:
     """Every service page as records; None (after an error record) if a page kept failing."""
     count = accessed = 0
     namespaces: list[str] = []  # one report's namespaces needing entities: bounded by ~400
-    page: Mapping[str, Any] = job.first_page
-    while True:
-        for service in page.get("ServicesLastAccessed", []):
-            count += 1
-            accessed += service.get("LastAuthenticated") is not None
-            if wants_entities(entities, job, service):
-                namespaces.append(service["ServiceNamespace"])
-            await send.send(service_record(ctx, job, service))
-        if not page.get("IsTruncated"):
-            break
-        try:
-            page = await api.call(
-                "GetServiceLastAccessedDetails",
-                JobId=job.job_id,
-                MaxItems=1000,
-                Marker=page["Marker"],
-            )
-        except AwsError as error:
-            await send.send(
-                error_record(ctx, job.principal, job.job_id, "services", error.code, error.message)
-            )
-            return None
+    if job.first_page is None:
+        raise ValueError("a completed job's first page was dropped before its rows were written")
+    try:
+        async for page in env.api.service_pages(job.job_id, job.first_page):
+            for service in page.get("ServicesLastAccessed", []):
+                count += 1
+                accessed += service.get("LastAuthenticated") is not None
+                if wants_entities(env.entities, job, service):
+                    namespaces.append(service["ServiceNamespace"])
+                await records.send(service_record(env.run, job, service))
+    except AwsError as error:
+        await records.send(
+            error_record(env.run, job.principal, job.job_id, "services", error.code, error.message)
+        )
+        return None
     # The first page is written out: drop it, so queued work stays small.
-    return EntityWork(replace(job, first_page={}), tuple(namespaces), count, accessed)
+    return EntityWork(replace(job, first_page=None), tuple(namespaces), count, accessed)
 
 
 async def entities(
-    api: AwsApi,
-    ctx: RunContext,
-    counters: Counters,
-    receive: ObjectReceiveStream[EntityWork],
-    send: ObjectSendStream[Record],
+    env: StageEnv, receive: ObjectReceiveStream[EntityWork], records: ObjectSendStream[Record]
 ) -> None:
     """Stream each namespace's entity pages; the `principal` line goes last, if all arrived."""
-    async with receive, send:
+    async with receive, records:
         async for work in receive:
-            total = await _entities(api, ctx, work, send)
+            total = await _entities(env, work, records)
             if total is None:
-                counters.errors += 1
+                env.counters.errors += 1
                 continue
-            await send.send(principal_record(ctx, work.job, work.services, work.accessed, total))
-            counters.principals_done += 1
+            await records.send(
+                principal_record(env.run, work.job, work.services, work.accessed, total)
+            )
+            env.counters.principals_done += 1
 
 
 async def _entities(
-    api: AwsApi, ctx: RunContext, work: EntityWork, send: ObjectSendStream[Record]
+    env: StageEnv, work: EntityWork, records: ObjectSendStream[Record]
 ) -> int | None:
     """Entity rows written for one report; None (after an error record) if a page kept failing."""
     job, total = work.job, 0
     for namespace in work.namespaces:
-        marker: dict[str, Any] = {}
-        while True:
-            try:
-                page = await api.call(
-                    "GetServiceLastAccessedDetailsWithEntities",
-                    JobId=job.job_id,
-                    ServiceNamespace=namespace,
-                    MaxItems=1000,
-                    **marker,
+        try:
+            async for page in env.api.entity_pages(job.job_id, namespace):
+                for entity in page.get("EntityDetailsList", []):
+                    total += 1
+                    await records.send(entity_record(env.run, job, namespace, entity))
+        except AwsError as error:
+            await records.send(
+                error_record(
+                    env.run,
+                    job.principal,
+                    job.job_id,
+                    "entities",
+                    error.code,
+                    error.message,
+                    namespace,
                 )
-            except AwsError as error:
-                await send.send(
-                    error_record(
-                        ctx,
-                        job.principal,
-                        job.job_id,
-                        "entities",
-                        error.code,
-                        error.message,
-                        namespace,
-                    )
-                )
-                return None
-            for entity in page.get("EntityDetailsList", []):
-                total += 1
-                await send.send(entity_record(ctx, job, namespace, entity))
-            if not page.get("IsTruncated"):
-                break
-            marker = {"Marker": page["Marker"]}
+            )
+            return None
     return total

@@ -4,26 +4,17 @@ from __future__ import annotations
 
 import random
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 import anyio
 import structlog
 from anyio.abc import ObjectReceiveStream, ObjectSendStream
 
-from collector.aws import AwsApi
 from collector.config import PollSettings
+from collector.environment import StageEnv
 from collector.errors import AwsError, NoSuchEntityError
-from collector.models import (
-    CompletedJob,
-    Counters,
-    Granularity,
-    Job,
-    Principal,
-    Record,
-    RunContext,
-    error_record,
-)
+from collector.models import CompletedJob, PendingJob, Principal, Record, error_record
 
 log = structlog.get_logger()
 
@@ -50,12 +41,17 @@ class PollSchedule:
         self._latencies: deque[float] = deque(maxlen=window)
         # While jobs are still being generated, polls come due as fast as Get tokens do, so
         # no token is really idle; once the last job is out, spare tokens are, and the early
-        # polls they allow end the sweep's tail sooner.
-        self.draining = False
+        # polls they allow end the sweep's tail sooner. Only the sweep, which owns intake,
+        # says when that is.
+        self._draining = False
 
     def no_more_jobs(self) -> None:
         """The last job has been generated: early polls may use idle Get tokens from now on."""
-        self.draining = True
+        self._draining = True
+
+    @property
+    def draining(self) -> bool:
+        return self._draining
 
     def observe(self, created: datetime, completed: datetime) -> None:
         self._latencies.append(max(0.0, (completed - created).total_seconds()))
@@ -89,48 +85,41 @@ class PollSchedule:
         return delay * (1 + random.uniform(0, self._settings.jitter))
 
 
-async def _generate(api: AwsApi, principal: Principal, granularity: Granularity) -> Job:
-    response = await api.call(
-        "GenerateServiceLastAccessedDetails", Arn=principal.arn, Granularity=granularity
-    )
-    return Job(principal=principal, job_id=response["JobId"], started=anyio.current_time())
+async def _generate(env: StageEnv, principal: Principal) -> PendingJob:
+    job_id = await env.api.generate(principal.arn, env.granularity)
+    return PendingJob(principal=principal, job_id=job_id, started=anyio.current_time())
 
 
 async def generate(
-    api: AwsApi,
-    ctx: RunContext,
-    granularity: Granularity,
-    counters: Counters,
+    env: StageEnv,
     receive: ObjectReceiveStream[Principal],
-    send: ObjectSendStream[Job],
+    send: ObjectSendStream[PendingJob],
     records: ObjectSendStream[Record],
 ) -> None:
     """Start a report job for each principal; a principal that cannot get one is an error."""
     async with receive, send, records:
         async for principal in receive:
             try:
-                job = await _generate(api, principal, granularity)
+                job = await _generate(env, principal)
             except AwsError as error:
-                counters.errors += 1
+                env.counters.errors += 1
                 await records.send(
-                    error_record(ctx, principal, None, "generate", error.code, error.message)
+                    error_record(env.run, principal, None, "generate", error.code, error.message)
                 )
                 continue
-            counters.jobs_in_flight += 1
+            env.counters.jobs_in_flight += 1
             await send.send(job)
 
 
 async def poll(
-    api: AwsApi,
-    ctx: RunContext,
-    granularity: Granularity,
+    env: StageEnv,
     schedule: PollSchedule,
-    deadline: float,
-    counters: Counters,
-    receive: ObjectReceiveStream[Job],
+    receive: ObjectReceiveStream[PendingJob],
     send: ObjectSendStream[CompletedJob],
     records: ObjectSendStream[Record],
+    *,
     clock: Callable[[], float] = anyio.current_time,
+    sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
 ) -> None:
     """Poll one job at a time until COMPLETED, FAILED or past its deadline.
 
@@ -140,26 +129,25 @@ async def poll(
     async with receive, send, records:
         async for job in receive:
             try:
-                done = await _poll_job(api, ctx, granularity, schedule, deadline, job, clock)
+                done = await _poll_job(env, schedule, job, clock, sleep)
             finally:
-                counters.jobs_in_flight -= 1
+                env.counters.jobs_in_flight -= 1
             if isinstance(done, CompletedJob):
                 await send.send(done)
             else:
-                counters.errors += 1
+                env.counters.errors += 1
                 await records.send(done)
 
 
 async def _poll_job(
-    api: AwsApi,
-    ctx: RunContext,
-    granularity: Granularity,
+    env: StageEnv,
     schedule: PollSchedule,
-    deadline: float,
-    job: Job,
+    job: PendingJob,
     clock: Callable[[], float],
+    sleep: Callable[[float], Awaitable[None]],
 ) -> CompletedJob | Record:
     """The finished job, or the error record that replaces it."""
+    ctx, deadline = env.run, env.job_deadline
     regenerated = False
     polls = 0
     early, due = (job.started + offset for offset in schedule.first_window())
@@ -176,22 +164,16 @@ async def _poll_job(
                 f"job still IN_PROGRESS after {deadline:g} s ({polls} polls)",
             )
         if now < early:
-            await anyio.sleep(min(early, end) - now)
+            await sleep(min(early, end) - now)
             continue
         try:
             if now < due:
-                page = None
-                if schedule.draining:
-                    page = await api.call_if_idle(
-                        "GetServiceLastAccessedDetails", JobId=job.job_id, MaxItems=1000
-                    )
+                page = await env.api.job_page_if_idle(job.job_id) if schedule.draining else None
                 if page is None:  # look again shortly, or poll when due
-                    await anyio.sleep(min(IDLE_CHECK, due - now, end - now))
+                    await sleep(min(IDLE_CHECK, due - now, end - now))
                     continue
             else:
-                page = await api.call(
-                    "GetServiceLastAccessedDetails", JobId=job.job_id, MaxItems=1000
-                )
+                page = await env.api.job_page(job.job_id)
         except NoSuchEntityError as error:
             if regenerated:
                 return error_record(
@@ -201,7 +183,7 @@ async def _poll_job(
             log.info("collector.poll.job_lost", principal_arn=job.principal.arn, job_id=job.job_id)
             regenerated = True
             try:
-                job = await _generate(api, job.principal, granularity)
+                job = await _generate(env, job.principal)
             except AwsError as lost:
                 return error_record(ctx, job.principal, None, "generate", lost.code, lost.message)
             polls = 0
@@ -222,7 +204,7 @@ async def _poll_job(
             return CompletedJob(
                 principal=job.principal,
                 job_id=job.job_id,
-                job_type=page.get("JobType", granularity),
+                job_type=page.get("JobType", env.granularity),
                 job_created=page["JobCreationDate"],
                 job_completed=page["JobCompletionDate"],
                 first_page=page,

@@ -5,7 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from types_aiobotocore_iam.type_defs import (
+        GetServiceLastAccessedDetailsResponseTypeDef as JobPage,
+    )
 
 SCHEMA = 1
 
@@ -37,7 +42,7 @@ class Principal:
 
 
 @dataclass(frozen=True, slots=True)
-class Job:
+class PendingJob:
     """A report job that has been generated and is not finished yet."""
 
     principal: Principal
@@ -54,7 +59,7 @@ class CompletedJob:
     job_type: str
     job_created: datetime
     job_completed: datetime
-    first_page: Mapping[str, Any]
+    first_page: JobPage | None  # None once its rows are written: queued work stays small
     polls: int = 1
 
 

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 from botocore.exceptions import ClientError
 
-from collector.aws import AwsApi, CallStats, make_buckets
-from collector.config import Rates, RetrySettings
+from collector.aws import Caller, CallStats, IamApi
+from collector.config import DiscoverySettings, Rates, RetrySettings
+from collector.environment import StageEnv
+from collector.models import Counters, EntitiesMode, Granularity, RunContext
+from collector.sweep import make_buckets
+
+CTX = RunContext(run_id="run1", account_id="123456789012")
 
 Answer = dict[str, Any] | Exception | Callable[[dict[str, Any]], dict[str, Any]]
 
@@ -41,30 +46,34 @@ class FakeIam:
 
         return method
 
-    def get_paginator(self, name: str) -> FakePaginator:
-        return FakePaginator(self, name)
-
-
-class FakePaginator:
-    def __init__(self, iam: FakeIam, name: str) -> None:
-        self.iam, self.name = iam, name
-
-    def paginate(self, **params: Any) -> AsyncIterator[dict[str, Any]]:
-        async def pages() -> AsyncIterator[dict[str, Any]]:
-            page = await getattr(self.iam, self.name)(**params)
-            yield page
-            while page.get("IsTruncated"):
-                page = await getattr(self.iam, self.name)(**params, Marker=page["Marker"])
-                yield page
-
-        return pages()
-
 
 async def no_sleep(_: float) -> None:
     return None
 
 
-def fake_api(iam: FakeIam, **retry: Any) -> AwsApi:
-    """An AwsApi over the fake client: fast buckets, no real backoff sleeps."""
+def fake_api(iam: FakeIam, **retry: Any) -> IamApi:
+    """An IamApi over the fake client: fast buckets, no real backoff sleeps."""
     fast = Rates(generate=1e6, get=1e6, get_with_entities=1e6, list=1e6)
-    return AwsApi(iam, iam, make_buckets(fast), RetrySettings(**retry), CallStats(), sleep=no_sleep)
+    caller = Caller(RetrySettings(**retry), CallStats(), sleep=no_sleep)
+    return IamApi(iam, make_buckets(fast), caller)
+
+
+def stage_env(
+    api: IamApi,
+    *,
+    granularity: Granularity = "SERVICE_LEVEL",
+    entities: EntitiesMode = "accessed",
+    discovery: DiscoverySettings | None = None,
+    deadline: float = 10.0,
+    counters: Counters | None = None,
+) -> StageEnv:
+    """The environment a stage worker gets, around a fake API."""
+    return StageEnv(
+        api=api,
+        run=CTX,
+        counters=counters or Counters(),
+        granularity=granularity,
+        entities=entities,
+        discovery=discovery or DiscoverySettings(),
+        job_deadline=deadline,
+    )

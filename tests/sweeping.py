@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import uuid
 from collections import Counter
 from dataclasses import replace
 from pathlib import Path
@@ -11,10 +12,9 @@ from typing import Any
 
 import anyio
 
-from collector.aws import CallStats
+from collector.account import sweep_account
 from collector.config import PollSettings, Rates, RetrySettings, Settings
-from collector.models import Counters
-from collector.pipeline import SweepResult, run_sweep
+from collector.sweep import Shutdown, SweepResult
 
 # Fields that differ between runs (ids, job timing, our own error wording).
 VOLATILE = ("run_id", "job_id", "job_created", "job_completed", "message")
@@ -37,10 +37,13 @@ def fast_settings(endpoint: str, output: Path | str, **changes: Any) -> Settings
 
 async def sweep(settings: Settings) -> SweepResult:
     with anyio.fail_after(240):
-        return await run_sweep(settings, stop=anyio.Event(), counters=Counters(), stats=CallStats())
+        return await sweep_account(
+            settings, run_id=uuid.uuid4().hex, shutdown=Shutdown(settings.shutdown_grace)
+        )
 
 
-def read_lines(path: Path) -> list[dict[str, Any]]:
+def read_lines(path: Path | str) -> list[dict[str, Any]]:
+    path = Path(path)
     opener: Any = gzip.open if path.name.endswith(".gz") else open
     with opener(path, "rt", encoding="utf-8") as handle:
         return [json.loads(line) for line in handle]

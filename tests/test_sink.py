@@ -11,16 +11,19 @@ import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
 
-from collector.errors import ConfigError, OutputError
+from collector.errors import OutputError
+from collector.filewriter import FileWriter
 from collector.models import Record
-from collector.sink import JsonlSink, ResumeState, find_resumable, render_output
+from collector.output import OutputTemplate
+from collector.resume import ResumeState, kept_lines, scan
+from collector.sink import Sink, StdoutWriter
 
 ACCOUNT = "123456789012"
 RUN = "run-1"
@@ -31,17 +34,45 @@ def arn(name: str) -> str:
 
 
 def line(kind: str, name: str, run_id: str = RUN, **extra: Any) -> Record:
-    return {"record": kind, "schema": 1, "run_id": run_id, "principal_arn": arn(name)} | extra
+    return {
+        "record": kind, "schema": 1, "run_id": run_id, "account_id": ACCOUNT,
+        "principal_arn": arn(name),
+    } | extra  # fmt: skip
 
 
 def principal_lines(name: str, services: int = 2, run_id: str = RUN) -> list[Record]:
     """A complete principal: its service rows, an entity row, then its `principal` line."""
     rows = [line("service", name, run_id, service_namespace=f"s{i}") for i in range(services)]
-    return [*rows, line("entity", name, run_id), line("principal", name, run_id)]
+    marker = line("principal", name, run_id, services=services, services_accessed=0, entities=1)
+    return [*rows, line("entity", name, run_id), marker]
 
 
 def run_line(status: str = "complete", started: str = "2024-05-01T00:00:00Z") -> Record:
-    return {"record": "run", "schema": 1, "run_id": RUN, "status": status, "started": started}
+    return {"record": "run", "schema": 1, "run_id": RUN, "account_id": ACCOUNT,
+            "status": status, "started": started}  # fmt: skip
+
+
+def file_sink(target: Path, resume_from: Path | None = None) -> tuple[Sink, ResumeState]:
+    """A sink over a locked, opened file writer, carrying over `resume_from` as a sweep does."""
+    writer = FileWriter(str(target), run_id=RUN, resume_from=resume_from)
+    if resume_from is None:
+        writer.open()
+        return Sink(writer), ResumeState()
+    state = scan(resume_from, account_id=ACCOUNT)
+    writer.open(raw for _, raw in kept_lines(resume_from, state, account_id=ACCOUNT))
+    return Sink(writer, state.kept), state
+
+
+def finish(sink: Sink, record: Record, *, publish: bool) -> str | None:
+    return anyio.run(lambda: sink.finish(record, publish=publish))
+
+
+def render(template: str, **values: Any) -> str:
+    return OutputTemplate.parse(template).render(**values)
+
+
+def find_resumable(template: str, *, account_id: str) -> Path | None:
+    return OutputTemplate.parse(template).resumable(account_id=account_id)
 
 
 def read_lines(path: Path) -> list[Record]:
@@ -61,7 +92,7 @@ def write_raw(path: Path, records: list[Record], tail: bytes = b"") -> None:
     path.write_bytes(data)
 
 
-def sweep(sink: JsonlSink, records: list[Record], producers: int = 1) -> None:
+def sweep(sink: Sink, records: list[Record], producers: int = 1) -> None:
     """Feed records to `sink.run` from several concurrent producers, as the pipeline does."""
 
     async def main() -> None:
@@ -94,14 +125,14 @@ def umask_zero() -> Iterator[None]:
 def test_file_sink_writes_part_then_publishes(tmp_path: Path, name: str) -> None:
     """Records go to NAME.part as compact lines; finish(publish=True) renames it to NAME."""
     target = tmp_path / "nested" / "dir" / name
-    sink = JsonlSink(str(target))
-    assert sink.open(None) == ResumeState(frozenset(), None, None, {})
+    sink, state = file_sink(target)
+    assert state == ResumeState()
     records = principal_lines("alice") + principal_lines("bob", services=3)
     sweep(sink, records)
     part = Path(str(target) + ".part")
     assert part.exists()
     assert not target.exists()
-    assert sink.finish(run_line(), publish=True) == target
+    assert finish(sink, run_line(), publish=True) == str(target)
     assert not part.exists()
     assert read_lines(target) == [*records, run_line()]
     assert sink.counts == {"service": 5, "entity": 2, "principal": 2, "run": 1}
@@ -113,11 +144,10 @@ def test_file_sink_writes_part_then_publishes(tmp_path: Path, name: str) -> None
 def test_lines_are_compact_utf8_and_never_interleave(tmp_path: Path) -> None:
     """Many concurrent producers still give one whole JSON object per line, UTF-8 kept as is."""
     target = tmp_path / "out.jsonl"
-    sink = JsonlSink(str(target))
-    sink.open(None)
+    sink, _ = file_sink(target)
     records = [line("service", f"user-{i}", note="Zoë " + "x" * (i % 50)) for i in range(2000)]
     sweep(sink, records, producers=8)
-    sink.finish(run_line(), publish=True)
+    finish(sink, run_line(), publish=True)
     raw = target.read_bytes()
     assert "Zoë".encode() in raw
     assert b"\\u00eb" not in raw
@@ -133,33 +163,30 @@ def test_lines_are_compact_utf8_and_never_interleave(tmp_path: Path) -> None:
 def test_output_is_mode_0600_even_under_umask_zero(tmp_path: Path, name: str) -> None:
     """The .part and the published file are owner-only, whatever the umask."""
     target = tmp_path / name
-    sink = JsonlSink(str(target))
-    sink.open(None)
+    sink, _ = file_sink(target)
     assert stat.S_IMODE(os.stat(str(target) + ".part").st_mode) == 0o600
-    sink.finish(run_line(), publish=True)
+    finish(sink, run_line(), publish=True)
     assert stat.S_IMODE(target.stat().st_mode) == 0o600
 
 
 @pytest.mark.usefixtures("umask_zero")
-def test_existing_part_is_truncated_and_made_private(tmp_path: Path) -> None:
-    """A world-readable leftover .part is reused at 0600 and emptied when not resuming."""
+def test_existing_part_is_replaced_by_a_private_one(tmp_path: Path) -> None:
+    """A world-readable leftover .part is replaced by a new 0600 file when not resuming."""
     part = tmp_path / "out.jsonl.part"
     part.write_text('{"record":"service"}\n', encoding="utf-8")
     part.chmod(0o644)
-    sink = JsonlSink(str(tmp_path / "out.jsonl"))
-    sink.open(None)
+    sink, _ = file_sink(tmp_path / "out.jsonl")
     assert stat.S_IMODE(part.stat().st_mode) == 0o600
-    assert sink.finish(run_line(), publish=True) is not None
+    assert finish(sink, run_line(), publish=True) is not None
     assert read_lines(tmp_path / "out.jsonl") == [run_line()]
 
 
 def test_interrupted_sweep_is_not_published(tmp_path: Path) -> None:
     """finish(publish=False) writes the run line into the .part and leaves it there."""
     target = tmp_path / "out.jsonl"
-    sink = JsonlSink(str(target))
-    sink.open(None)
+    sink, _ = file_sink(target)
     sweep(sink, principal_lines("alice"))
-    assert sink.finish(run_line("interrupted"), publish=False) is None
+    assert finish(sink, run_line("interrupted"), publish=False) is None
     assert not target.exists()
     part = tmp_path / "out.jsonl.part"
     assert read_lines(part)[-1]["status"] == "interrupted"
@@ -170,9 +197,8 @@ def test_stdout_sink_writes_lines_without_files(tmp_path: Path) -> None:
     script = textwrap.dedent(
         """
         import anyio, sys
-        from collector.sink import JsonlSink
-        sink = JsonlSink("-")
-        sink.open(None)
+        from collector.sink import Sink, StdoutWriter
+        sink = Sink(StdoutWriter())
         async def main():
             send, receive = anyio.create_memory_object_stream(4)
             async with anyio.create_task_group() as tg:
@@ -181,7 +207,7 @@ def test_stdout_sink_writes_lines_without_files(tmp_path: Path) -> None:
                     for i in range(3):
                         await send.send({"record": "service", "n": i, "name": "Zoë"})
         anyio.run(main)
-        print(sink.finish({"record": "run"}, publish=True), file=sys.stderr)
+        print(anyio.run(lambda: sink.finish({"record": "run"}, publish=True)), file=sys.stderr)
         """
     )
     result = subprocess.run(
@@ -198,10 +224,9 @@ def test_stdout_sink_writes_lines_without_files(tmp_path: Path) -> None:
 
 def test_stdout_sink_under_capsys(capsys: pytest.CaptureFixture[str]) -> None:
     """The stdout sink writes through sys.stdout's buffer, where capture sees it."""
-    sink = JsonlSink("-")
-    sink.open(None)
+    sink = Sink(StdoutWriter())
     sweep(sink, [line("service", "alice")])
-    assert sink.finish(run_line(), publish=True) is None
+    assert finish(sink, run_line(), publish=True) is None
     out = capsys.readouterr().out.splitlines()
     assert [json.loads(text)["record"] for text in out] == ["service", "run"]
 
@@ -228,20 +253,20 @@ def test_resume_keeps_only_completed_principals(tmp_path: Path, name: str) -> No
     part = tmp_path / (name + ".part")
     old = _interrupted_file(name)
     write_raw(part, old, tail=b'{"record":"principal","principal_arn":"' + arn("dave").encode())
-    sink = JsonlSink(str(tmp_path / name))
-    state = sink.open(part)
+    sink, state = file_sink(tmp_path / name, part)
     assert state == ResumeState(
         completed=frozenset({arn("alice")}),
         run_id=RUN,
         started="2024-05-01T01:02:03Z",
         kept={"service": 2, "entity": 1, "principal": 1},
+        dropped=len(old) - 4,
     )
     assert [r["principal_arn"] for r in read_lines(part)] == [arn("alice")] * 4
     sweep(sink, principal_lines("bob") + principal_lines("dave"))
     assert sink.counts == {"service": 6, "entity": 3, "principal": 3}
-    final = sink.finish(run_line(), publish=True)
-    assert final == tmp_path / name
-    records = read_lines(final)
+    final = finish(sink, run_line(), publish=True)
+    assert final == str(tmp_path / name)
+    records = read_lines(Path(final))
     assert records == [*principal_lines("alice"), *principal_lines("bob"),
                        *principal_lines("dave"), run_line()]  # fmt: skip
     assert not list(tmp_path.glob("*.tmp"))
@@ -260,58 +285,66 @@ def test_resume_survives_a_truncated_gzip_stream(tmp_path: Path) -> None:
         zipped.flush()
     with part.open("r+b") as handle:  # cut inside bob's rows, losing the gzip trailer
         handle.truncate(readable + (part.stat().st_size - readable) // 2)
-    sink = JsonlSink(str(tmp_path / "out.jsonl.gz"))
-    state = sink.open(part)
+    sink, state = file_sink(tmp_path / "out.jsonl.gz", part)
     assert state.completed == frozenset({arn("alice")})
     assert state.kept == {"service": 2, "entity": 1, "principal": 1}
-    final = sink.finish(run_line(), publish=True)
+    final = finish(sink, run_line(), publish=True)
     assert final is not None
-    assert read_lines(final) == [*principal_lines("alice"), run_line()]
+    assert read_lines(Path(final)) == [*principal_lines("alice"), run_line()]
 
 
 def test_resume_from_yesterdays_part_moves_it(tmp_path: Path) -> None:
     """Resuming another .part (yesterday's name) carries its lines over and removes it."""
     old = tmp_path / "out-2024-05-01.jsonl.part"
     write_raw(old, principal_lines("alice"))
-    sink = JsonlSink(str(tmp_path / "out-2024-05-02.jsonl"))
-    state = sink.open(old)
+    old.chmod(0o600)
+    sink, state = file_sink(tmp_path / "out-2024-05-02.jsonl", old)
     assert state.completed == frozenset({arn("alice")})
     assert not old.exists()
-    final = sink.finish(run_line(), publish=True)
+    final = finish(sink, run_line(), publish=True)
     assert final is not None
-    assert read_lines(final)[:-1] == principal_lines("alice")
+    assert read_lines(Path(final))[:-1] == principal_lines("alice")
 
 
 def test_resume_with_nothing_complete_still_reports_the_run_id(tmp_path: Path) -> None:
     """No complete principal: nothing is kept, but the old run id is returned to continue it."""
     part = tmp_path / "out.jsonl.part"
     write_raw(part, [line("service", "bob", run_id="old-run")], tail=b'{"rec')
-    sink = JsonlSink(str(tmp_path / "out.jsonl"))
-    state = sink.open(part)
-    assert state == ResumeState(frozenset(), "old-run", None, {})
+    sink, state = file_sink(tmp_path / "out.jsonl", part)
+    assert (state.completed, state.run_id, state.started) == (frozenset(), "old-run", None)
+    assert sum(state.kept.values()) == 0
     assert part.read_bytes() == b""
-    sink.finish(run_line(), publish=False)
+    finish(sink, run_line(), publish=False)
 
 
-def test_render_output_fills_placeholders() -> None:
+def test_output_template_fills_placeholders() -> None:
     """{account_id}, {date} (UTC) and {run_id} are filled; `-` stays stdout."""
     late_evening = datetime(2024, 5, 1, 23, 30, tzinfo=timezone(timedelta(hours=-5)))
-    rendered = render_output(
+    rendered = render(
         "out/{account_id}/{date}-{run_id}.jsonl.gz", account_id=ACCOUNT, run_id="r1",
         now=late_evening,
     )  # fmt: skip
     assert rendered == f"out/{ACCOUNT}/2024-05-02-r1.jsonl.gz"
-    assert render_output("-", account_id=ACCOUNT, run_id="r1", now=late_evening) == "-"
-    assert render_output("a{{b}}.jsonl", account_id="1", run_id="r", now=late_evening) == (
-        "a{b}.jsonl"
-    )
+    assert render("-", account_id=ACCOUNT, run_id="r1", now=late_evening) == "-"
+    assert render("a{{b}}.jsonl", account_id="1", run_id="r", now=late_evening) == "a{b}.jsonl"
 
 
-@pytest.mark.parametrize("template", ["out/{account}.jsonl", "out/{}.jsonl", "out/{date:%Y}.x"])
-def test_render_output_rejects_unknown_placeholders(template: str) -> None:
-    """A placeholder other than the three known ones is a ConfigError naming it."""
-    with pytest.raises(ConfigError, match="unknown placeholder"):
-        render_output(template, account_id=ACCOUNT, run_id="r", now=datetime.now(UTC))
+@pytest.mark.parametrize(
+    ("template", "reason"),
+    [
+        ("out/{account}.jsonl", "unknown placeholder {account}"),
+        ("out/{}.jsonl", "unknown placeholder {}"),
+        ("out/{date:%Y}.x", "placeholder {date} in 'out/{date:%Y}.x' takes no format"),
+        ("out/{date!r}.x", "placeholder {date} in 'out/{date!r}.x' takes no format"),
+        ("out/", "names a directory"),
+    ],
+)
+def test_output_template_rejects_what_it_cannot_render(template: str, reason: str) -> None:
+    """Unknown placeholders, formats and conversions, and directories: one true reason each."""
+    with pytest.raises(ValueError) as caught:
+        OutputTemplate.parse(template)
+    assert reason in str(caught.value)
+    assert "known: {account_id}, {date}, {run_id}" in str(caught.value) or "unknown" not in reason
 
 
 def test_find_resumable_picks_the_newest_matching_part(tmp_path: Path) -> None:
@@ -342,9 +375,9 @@ def test_output_below_a_file_is_an_output_error(tmp_path: Path) -> None:
     """A path through a file (ENOTDIR) names the path, the OS reason and a fix."""
     blocker = tmp_path / "file"
     blocker.write_text("", encoding="utf-8")
-    sink = JsonlSink(str(blocker / "deeper" / "out.jsonl"))
+    writer = FileWriter(str(blocker / "deeper" / "out.jsonl"), run_id=RUN)
     with pytest.raises(OutputError) as caught:
-        sink.open(None)
+        writer.open()
     assert str(caught.value) == (
         f"cannot create {blocker / 'deeper' / 'out.jsonl.part'}: Not a directory; "
         "a parent of the output path is a file; choose another --output"
@@ -355,27 +388,28 @@ def test_unwritable_output_path_is_an_output_error(tmp_path: Path) -> None:
     """A parent that is a file gives one line naming the path, the OS reason and a fix."""
     blocker = tmp_path / "file"
     blocker.write_text("", encoding="utf-8")
-    sink = JsonlSink(str(blocker / "out.jsonl"))
+    writer = FileWriter(str(blocker / "out.jsonl"), run_id=RUN)
     with pytest.raises(OutputError) as caught:
-        sink.open(None)
+        writer.open()
     message = str(caught.value)
     assert message == (
         f"cannot create {blocker / 'out.jsonl.part'}: {blocker} exists and is not a directory; "
         "choose another --output"
     )
     assert "\n" not in message
-    assert sink.finish(run_line(), publish=True) is None
 
 
 DISK_FULL = """
 import os, resource, signal, sys, anyio
 from collector.errors import OutputError
-from collector.sink import JsonlSink
+from collector.filewriter import FileWriter
+from collector.sink import Sink
 
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # get EFBIG instead of being killed
 resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, 64 * 1024))
-sink = JsonlSink(sys.argv[1])
-sink.open(None)
+writer = FileWriter(sys.argv[1], run_id="r")
+writer.open()
+sink = Sink(writer)
 
 async def main():
     send, receive = anyio.create_memory_object_stream(16)
@@ -384,7 +418,9 @@ async def main():
         async with send:
             for i in range(100_000):
                 try:
-                    await send.send({"record": "service", "n": i, "pad": os.urandom(100).hex()})
+                    await send.send({"record": "service", "schema": 1, "run_id": "r",
+                        "account_id": "123456789012", "principal_arn": f"arn:u/{i}",
+                        "pad": os.urandom(100).hex()})
                 except anyio.BrokenResourceError:
                     return  # the sink failed and closed its end; its error tells why
 
@@ -394,7 +430,7 @@ try:
 except* OutputError as group:
     failure = group.exceptions[0]
 print(failure, file=sys.stderr)
-print("published:", sink.finish({"record": "run"}, publish=True), file=sys.stderr)
+print("published:", anyio.run(lambda: sink.finish({"record": "run"}, publish=True)), file=sys.stderr)
 """
 
 
@@ -420,6 +456,6 @@ def test_disk_full_is_an_output_error_and_leaves_the_part(tmp_path: Path, name: 
     assert part.stat().st_size <= 64 * 1024
     assert not target.exists()
     # The .part is fit for --resume: a resume reads it, torn tail and all, without error.
-    resumed = JsonlSink(str(target))
-    assert resumed.open(part).completed == frozenset()
-    assert resumed.finish(run_line("interrupted"), publish=False) is None
+    resumed, state = file_sink(target, part)
+    assert state.completed == frozenset()
+    assert finish(resumed, run_line("interrupted"), publish=False) is None

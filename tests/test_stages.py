@@ -11,11 +11,10 @@ import pytest
 from collector import discover, fetch, jobs
 from collector.config import DiscoverySettings, PollSettings
 from collector.errors import RetriesExhaustedError
-from collector.models import CompletedJob, Counters, Job, Principal, RunContext
+from collector.models import CompletedJob, Counters, PendingJob, Principal
 from collector.ratelimit import TokenBucket
-from tests.fakes import FakeIam, client_error, fake_api
+from tests.fakes import FakeIam, client_error, fake_api, stage_env
 
-CTX = RunContext(run_id="run1", account_id="123456789012")
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 GROUP = Principal(
     arn="arn:aws:iam::123456789012:group/devs", type="group", name="devs", id="AGPA1", path="/"
@@ -66,15 +65,14 @@ async def run_fetch(
         for job in jobs_in:
             await in_send.send(job)
     with anyio.fail_after(10):
-        await fetch.services(
-            api, CTX, "accessed", counters, in_receive, work_send, rec_send.clone()
-        )
+        env = stage_env(api, counters=counters)
+        await fetch.services(env, in_receive, work_send, rec_send.clone())
         async with rec_receive:
             first = [
                 rec_receive.receive_nowait()
                 for _ in range(rec_receive.statistics().current_buffer_used)
             ]
-            await fetch.entities(api, CTX, counters, work_receive, rec_send)
+            await fetch.entities(env, work_receive, rec_send)
             return first, [r async for r in rec_receive]
 
 
@@ -150,12 +148,8 @@ async def test_fetch_turns_a_failing_entity_page_into_an_error_without_principal
     assert (counters.errors, counters.principals_done) == (1, 0)
 
 
-def poll_args(iam: FakeIam, deadline: float = 10.0) -> tuple[Any, ...]:
-    return (fake_api(iam), CTX, "SERVICE_LEVEL", jobs.PollSchedule(FAST_POLL), deadline, Counters())
-
-
-def job() -> Job:
-    return Job(principal=GROUP, job_id="job-1", started=anyio.current_time())
+def job() -> PendingJob:
+    return PendingJob(principal=GROUP, job_id="job-1", started=anyio.current_time())
 
 
 def status(state: str, **extra: Any) -> dict[str, Any]:
@@ -190,7 +184,8 @@ async def run_poll(iam: FakeIam, deadline: float = 10.0) -> tuple[list[Any], lis
     async with in_send:
         await in_send.send(job())
     with anyio.fail_after(10):
-        await jobs.poll(*poll_args(iam, deadline), in_receive, done_send, rec_send)
+        env = stage_env(fake_api(iam), deadline=deadline)
+        await jobs.poll(env, jobs.PollSchedule(FAST_POLL), in_receive, done_send, rec_send)
     async with done_receive, rec_receive:
         return [d async for d in done_receive], [r async for r in rec_receive]
 
@@ -241,10 +236,10 @@ async def test_generate_reports_a_principal_deleted_since_listing() -> None:
     iam = FakeIam({"generate_service_last_accessed_details": [
         client_error("NoSuchEntity", 404, "gone"), {"JobId": "job-9"}]})  # fmt: skip
     rec_send, rec_receive = anyio.create_memory_object_stream[Any](10)
+    env = stage_env(fake_api(iam), granularity="ACTION_LEVEL")
     out = await run_stage(
-        lambda *a: jobs.generate(*a[:-2], a[-2], a[-1], rec_send),
-        [GROUP, GROUP], fake_api(iam), CTX, "ACTION_LEVEL", Counters(),
-    )  # fmt: skip
+        lambda receive, send: jobs.generate(env, receive, send, rec_send), [GROUP, GROUP]
+    )
     async with rec_receive:
         errors = [r async for r in rec_receive]
     assert [j.job_id for j in out] == ["job-9"]
@@ -279,7 +274,8 @@ async def test_discover_lists_local_and_attached_aws_policies_with_filters() -> 
     skip = frozenset({"arn:aws:iam::123456789012:policy/app-done"})
     counters = Counters()
     out_send, out_receive = anyio.create_memory_object_stream[Any](100)
-    await discover.run(fake_api(iam), "policy", settings, skip, counters, out_send)
+    env = stage_env(fake_api(iam), discovery=settings, counters=counters)
+    await discover.list_principals(env, "policy", skip, out_send)
     async with out_receive:
         names = [p.name async for p in out_receive]
     assert names == ["app-read", "ReadOnlyAccess"] and counters.principals_found == 2
@@ -297,7 +293,7 @@ async def test_a_throttled_list_page_resumes_at_its_marker() -> None:
     ]})  # fmt: skip
     api = fake_api(iam)
     out_send, out_receive = anyio.create_memory_object_stream[Any](100)
-    await discover.run(api, "user", DiscoverySettings(), frozenset(), Counters(), out_send)
+    await discover.list_principals(stage_env(api), "user", frozenset(), out_send)
     async with out_receive:
         assert [p.name async for p in out_receive] == ["a", "b", "c"]
     assert [c.get("Marker") for c in iam.calls["list_users"]] == [None, "m1", "m1"]
@@ -315,7 +311,7 @@ async def test_throttling_is_retried_and_slows_the_bucket() -> None:
     api = fake_api(iam)
     bucket = api._buckets["GenerateServiceLastAccessedDetails"]
     ceiling = bucket.rate
-    assert (await api.call("GenerateServiceLastAccessedDetails", Arn="x"))["JobId"] == "j"
+    assert await api.generate("x", "SERVICE_LEVEL") == "j"
     assert api.stats.throttled["GenerateServiceLastAccessedDetails"] == 3
     assert bucket.rate < ceiling
 
@@ -326,7 +322,7 @@ async def test_transient_errors_are_retried_up_to_the_budget() -> None:
         {"get_service_last_accessed_details": [client_error("ServiceUnavailable", 503)] * 3}
     )
     with pytest.raises(RetriesExhaustedError) as caught:
-        await fake_api(iam, max_attempts=3).call("GetServiceLastAccessedDetails", JobId="j")
+        await fake_api(iam, max_attempts=3).job_page("j")
     assert caught.value.code == "ServiceUnavailable"
     assert len(iam.calls["get_service_last_accessed_details"]) == 3
 
@@ -350,10 +346,23 @@ async def test_an_idle_get_bucket_lets_a_poll_go_before_it_is_due() -> None:
     """Inside the window a poll is sent only when a Get token is free right now."""
     iam = FakeIam({"get_service_last_accessed_details": [status("COMPLETED")] * 2})
     api = fake_api(iam)
-    api._buckets["GetServiceLastAccessedDetails"] = TokenBucket(0.001)  # one token per 1,000 s
-    assert await api.call_if_idle("GetServiceLastAccessedDetails", JobId="j") is not None
-    assert await api.call_if_idle("GetServiceLastAccessedDetails", JobId="j") is None
+    api._buckets = {"GetServiceLastAccessedDetails": TokenBucket(0.001)}  # a token per 1,000 s
+    assert await api.job_page_if_idle("j") is not None
+    assert await api.job_page_if_idle("j") is None
     assert len(iam.calls["get_service_last_accessed_details"]) == 1
+
+
+class FakeTime:
+    """A clock that moves only when the code under test sleeps: poll timing without waiting."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def clock(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.now += max(seconds, 0.0)
 
 
 async def test_early_polls_use_idle_tokens_only_once_no_more_jobs_come() -> None:
@@ -361,20 +370,23 @@ async def test_early_polls_use_idle_tokens_only_once_no_more_jobs_come() -> None
     schedule = jobs.PollSchedule(PollSettings(jitter=0.0))
     for latency in [0.0] * 11 + [20.0] * 9:  # window opens at once, poll due after 20 s
         schedule.observe(T0, T0 + timedelta(seconds=latency))
-    iam = FakeIam({"get_service_last_accessed_details": [status("COMPLETED")]})
-    api = fake_api(iam)
-    args = (
-        api,
-        CTX,
-        "SERVICE_LEVEL",
-        schedule,
-        60.0,
-        Job(principal=GROUP, job_id="j", started=anyio.current_time()),
-    )
-    with anyio.move_on_after(1):
-        await jobs._poll_job(*args, anyio.current_time)
-    assert iam.calls == {}  # still generating: wait for the due time
-    schedule.no_more_jobs()
-    with anyio.fail_after(2):
-        done = await jobs._poll_job(*args, anyio.current_time)
-    assert isinstance(done, CompletedJob) and done.polls == 1
+    for draining, polled_at in ((False, 20.0), (True, 0.0)):
+        if draining:
+            schedule.no_more_jobs()
+        time = FakeTime()
+        sent_at: list[float] = []
+
+        def completed(
+            _: dict[str, Any], time: FakeTime = time, sent: list[float] = sent_at
+        ) -> dict[str, Any]:
+            sent.append(time.now)
+            return status("COMPLETED")
+
+        iam = FakeIam({"get_service_last_accessed_details": [completed]})
+        env = stage_env(fake_api(iam), deadline=60.0)
+        pending = PendingJob(principal=GROUP, job_id="j", started=0.0)
+        with anyio.fail_after(2):
+            done = await jobs._poll_job(env, schedule, pending, time.clock, time.sleep)
+        assert isinstance(done, CompletedJob) and done.polls == 1
+        # Still generating: the poll waits for its due time; afterwards an idle token goes early.
+        assert sent_at == [pytest.approx(polled_at)]

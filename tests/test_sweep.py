@@ -53,7 +53,7 @@ async def test_sweep_output_equals_ground_truth(
             settings, discovery=replace(settings.discovery, aws_managed_policies=True)
         )
     result = await sweep(settings)
-    assert result.status == "complete" and result.path == tmp_path / ACCOUNT / name
+    assert result.status == "complete" and result.path == str(tmp_path / ACCOUNT / name)
     assert not Path(str(result.path) + ".part").exists()
     assert (os.stat(result.path).st_mode & 0o777) == 0o600
     lines = read_lines(result.path)

@@ -1,0 +1,278 @@
+"""One account's sweep as an object: its streams, limiters, worker pools, stop, and run line."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import partial
+from typing import Any, Literal
+
+import anyio
+import structlog
+from anyio.abc import TaskGroup
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from collector import __version__, discover, fetch, jobs
+from collector.aws import (
+    GENERATE,
+    GET,
+    GET_WITH_ENTITIES,
+    LIST_OPERATIONS,
+    Caller,
+    CallStats,
+    IamApi,
+)
+from collector.config import Rates, Settings
+from collector.environment import StageEnv
+from collector.errors import AccessDeniedError, AwsError, CredentialsError
+from collector.models import (
+    SCHEMA,
+    CompletedJob,
+    Counters,
+    EntityWork,
+    PendingJob,
+    Principal,
+    PrincipalType,
+    Record,
+    RunContext,
+    iso,
+)
+from collector.ratelimit import TokenBucket
+from collector.sink import Sink
+
+log = structlog.get_logger()
+
+Status = Literal["complete", "partial", "interrupted"]
+ENTITY_BACKLOG = 4096  # reports queued for entity pages; each is a few hundred bytes
+Stream = MemoryObjectSendStream[Any] | MemoryObjectReceiveStream[Any]
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    """What the CLI (or an organisation sweep) needs to report one account and pick an exit code."""
+
+    status: Status
+    path: str | None  # the published output, or None for stdout or an interrupted sweep
+    run: Record
+
+
+class DiscoveryFailed(CredentialsError):
+    """Listing principals was denied or kept failing: nothing complete can be produced."""
+
+
+def make_buckets(rates: Rates) -> dict[str, TokenBucket]:
+    """One adaptive bucket per rate-limited IAM operation (IAM's rates are per account)."""
+    ceilings = {
+        GENERATE: rates.generate,
+        GET: rates.get,
+        GET_WITH_ENTITIES: rates.get_with_entities,
+    }
+    ceilings |= dict.fromkeys(LIST_OPERATIONS.values(), rates.list)
+    # Each starts with one second's worth of calls: an account bucket left idle is full.
+    return {
+        op: TokenBucket(rate, minimum=rates.minimum, initial=int(rate))
+        for op, rate in ceilings.items()
+    }
+
+
+def start_pool(
+    group: TaskGroup,
+    name: str,
+    size: int,
+    worker: Callable[..., Coroutine[Any, Any, None]],
+    *streams: Stream,
+) -> None:
+    """`size` workers, each owning a clone of every stream; the originals close here, so each
+    stream ends for its readers when the last worker holding it is done."""
+    for index in range(size):
+        group.start_soon(worker, *(stream.clone() for stream in streams), name=f"{name}-{index}")
+    for stream in streams:
+        stream.close()
+
+
+class AccountSweep:
+    """discover -> generate -> poll -> services -> entities -> sink, for one account.
+
+    The constructor builds every stream and limiter; `run()` starts the stages as named worker
+    pools; `stop(grace)` ends intake at once and gives jobs in flight `grace` seconds.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        iam: Any,
+        run: RunContext,
+        sink: Sink,
+        *,
+        started: str,
+        skip: frozenset[str] = frozenset(),
+        counters: Counters | None = None,
+        stats: CallStats | None = None,
+    ) -> None:
+        self.settings = settings
+        self.sink = sink
+        self.started = started
+        self.api = IamApi(
+            iam, make_buckets(settings.rates), Caller(settings.retry, stats or CallStats())
+        )
+        self.env = StageEnv(
+            api=self.api,
+            run=run,
+            counters=counters or Counters(),
+            granularity=settings.granularity,
+            entities=settings.entities,
+            discovery=settings.discovery,
+            job_deadline=settings.poll.job_deadline,
+        )
+        self._skip = skip
+        self._schedule = jobs.PollSchedule(settings.poll)
+        self._intake = anyio.CancelScope()  # discovery and generation: cancelled on stop
+        self._stages = anyio.CancelScope()  # every stage: its deadline is set on stop
+        self.stopped = False
+        self._principals = anyio.create_memory_object_stream[Principal](256)
+        self._jobs = anyio.create_memory_object_stream[PendingJob](0)
+        self._completed = anyio.create_memory_object_stream[CompletedJob](settings.fetch_workers)
+        # Reports waiting for entity pages are small (no pages held), so this queue can be long:
+        # a run of group and policy reports then never stalls polling and generation behind it.
+        self._work = anyio.create_memory_object_stream[EntityWork](ENTITY_BACKLOG)
+        self._records = anyio.create_memory_object_stream[Record](1024)
+
+    def stop(self, grace: float) -> None:
+        """Start no new work; cancel whatever is still running `grace` seconds from now."""
+        if self.stopped:
+            return
+        self.stopped = True
+        log.warning(
+            "collector.sweep.stopping", account_id=self.env.run.account_id, grace_seconds=grace
+        )
+        self._intake.cancel()
+        self._stages.deadline = anyio.current_time() + grace
+
+    async def run(self) -> SweepResult:
+        """Every stage until each record has reached the sink; then the run line, and publish."""
+        env, workers = self.env, self.settings
+        records_send, records_receive = self._records
+        async with anyio.create_task_group() as group:
+            group.start_soon(self.sink.run, records_receive, name="sink")
+            with self._stages:
+                async with anyio.create_task_group() as stages:
+                    stages.start_soon(self._run_intake, records_send.clone(), name="intake")
+                    start_pool(
+                        stages,
+                        "poll",
+                        workers.max_jobs_in_flight,
+                        partial(jobs.poll, env, self._schedule),
+                        self._jobs[1],
+                        self._completed[0],
+                        records_send.clone(),
+                    )
+                    start_pool(
+                        stages,
+                        "services",
+                        workers.fetch_workers,
+                        partial(fetch.services, env),
+                        self._completed[1],
+                        self._work[0],
+                        records_send.clone(),
+                    )
+                    start_pool(
+                        stages,
+                        "entities",
+                        workers.fetch_workers,
+                        partial(fetch.entities, env),
+                        self._work[1],
+                        records_send,
+                    )
+        counts = self.sink.counts
+        status: Status = (
+            "interrupted" if self.stopped else ("partial" if counts.get("error", 0) else "complete")
+        )
+        run = self._run_record(status, counts)
+        path = await self.sink.finish(run, publish=status != "interrupted")
+        return SweepResult(status=status, path=path, run=run)
+
+    async def _run_intake(self, records: MemoryObjectSendStream[Record]) -> None:
+        """Discovery (a task per kind) and the generate workers; stop() cancels them together."""
+        principals_send, principals_receive = self._principals
+        jobs_send = self._jobs[0]
+        # Closed however intake ends, even cancelled before it began: polls then see the end.
+        with principals_send, principals_receive, jobs_send, records, self._intake:
+            async with anyio.create_task_group() as intake:
+                for kind in self.settings.discovery.kinds:
+                    intake.start_soon(
+                        self._discover, kind, principals_send.clone(), name=f"discover-{kind}"
+                    )
+                principals_send.close()
+                start_pool(
+                    intake,
+                    "generate",
+                    self.settings.generate_workers,
+                    partial(jobs.generate, self.env),
+                    principals_receive,
+                    jobs_send,
+                    records,
+                )
+        self._schedule.no_more_jobs()
+
+    async def _discover(self, kind: PrincipalType, send: MemoryObjectSendStream[Principal]) -> None:
+        try:
+            await discover.list_principals(self.env, kind, self._skip, send)
+        except AccessDeniedError as error:
+            raise DiscoveryFailed(
+                f"iam:{error.operation} was denied ({error.message}); "
+                "grant the IAM policy from the README to these credentials"
+            ) from error
+        except AwsError as error:
+            raise DiscoveryFailed(
+                f"listing principals failed: {error}; rerun later with --resume"
+            ) from error
+
+    def _run_record(self, status: Status, counts: Mapping[str, int]) -> Record:
+        stats, ctx = self.api.stats, self.env.run
+        return {
+            "record": "run",
+            "schema": SCHEMA,
+            "run_id": ctx.run_id,
+            "account_id": ctx.account_id,
+            "principal_arn": None,
+            "principal_type": None,
+            "job_id": None,
+            "started": self.started,
+            "finished": iso(datetime.now(UTC)),
+            "status": status,
+            "records": {
+                kind: counts.get(kind, 0) for kind in ("service", "entity", "principal", "error")
+            },
+            "api_calls": dict(sorted(stats.calls.items())),
+            "throttled_calls": dict(sorted(stats.throttled.items())),
+            "granularity": self.settings.granularity,
+            "entities": self.settings.entities,
+            "collector_version": __version__,
+        }
+
+
+class Shutdown:
+    """A stop request, passed to every sweep running now and to each one started after it."""
+
+    def __init__(self, grace: float) -> None:
+        self.grace = grace
+        self.requested = False
+        self._sweeps: set[AccountSweep] = set()
+
+    def request(self) -> None:
+        self.requested = True
+        for sweep in list(self._sweeps):
+            sweep.stop(self.grace)
+
+    @contextmanager
+    def watching(self, sweep: AccountSweep) -> Iterator[AccountSweep]:
+        """Register `sweep` for as long as it runs; stop it at once if a stop came first."""
+        if self.requested:
+            sweep.stop(self.grace)
+        self._sweeps.add(sweep)
+        try:
+            yield sweep
+        finally:
+            self._sweeps.discard(sweep)

@@ -20,7 +20,13 @@ from collector import __version__
 from collector.account import sweep_account
 from collector.aws import CallStats
 from collector.config import Rates, Settings, load_settings
-from collector.errors import CollectorError, ConfigError, CredentialsError, OutputError
+from collector.errors import (
+    CollectorError,
+    ConfigError,
+    CredentialsError,
+    OutputError,
+    OutputLockedError,
+)
 from collector.logs import configure_logging
 from collector.models import Counters
 from collector.progress import ProgressSnapshot, show_progress
@@ -31,6 +37,7 @@ EXIT_PARTIAL = 1
 EXIT_USAGE = 2
 EXIT_AWS = 3
 EXIT_OUTPUT = 4
+EXIT_LOCKED = 5  # another sweep is writing the same output
 EXIT_SIGNAL_BASE = 128  # 130 after SIGINT, 143 after SIGTERM, as shells report them
 
 log = structlog.get_logger()
@@ -140,6 +147,8 @@ def _exit_code(error: CollectorError) -> int:
         return EXIT_USAGE
     if isinstance(error, CredentialsError):
         return EXIT_AWS
+    if isinstance(error, OutputLockedError):
+        return EXIT_LOCKED
     if isinstance(error, OutputError):
         return EXIT_OUTPUT
     return EXIT_PARTIAL

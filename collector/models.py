@@ -21,6 +21,25 @@ PRINCIPAL_TYPES: tuple[PrincipalType, ...] = ("user", "group", "role", "policy")
 ErrorStage = Literal["generate", "poll", "services", "entities"]
 Record = dict[str, Any]
 
+_COMMON = ("record", "schema", "run_id", "account_id", "principal_arn", "principal_type", "job_id")
+# The keys of each per-principal record kind, exactly: the schema-1 contract.
+RECORD_FIELDS: dict[str, frozenset[str]] = {
+    "service": frozenset(
+        (*_COMMON, "service_namespace", "service_name", "last_authenticated",
+         "last_authenticated_entity", "last_authenticated_region",
+         "total_authenticated_entities", "tracked_actions")
+    ),
+    "entity": frozenset(
+        (*_COMMON, "service_namespace", "entity_arn", "entity_name", "entity_type", "entity_id",
+         "entity_path", "last_authenticated")
+    ),
+    "principal": frozenset(
+        (*_COMMON, "principal_name", "principal_id", "principal_path", "job_type", "job_created",
+         "job_completed", "services", "services_accessed", "entities")
+    ),
+    "error": frozenset((*_COMMON, "stage", "code", "message", "service_namespace")),
+}  # fmt: skip
+
 
 @dataclass(frozen=True, slots=True)
 class RunContext:

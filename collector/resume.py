@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from collector.errors import ConfigError
-from collector.models import SCHEMA, Record
+from collector.models import RECORD_FIELDS, SCHEMA, Record
 from collector.output import PART_SUFFIX
 
 # Record kinds a resumed file keeps for completed principals; errors and the run line are redone.
@@ -67,8 +67,10 @@ def _lines(path: Path) -> Iterator[tuple[bytes, Record | None]]:
 
 
 def _belongs(record: Record, account_id: str, run_id: str) -> bool:
+    """A schema-1 line (exactly its kind's keys) of this account and of the `.part`'s run."""
     return (
-        record.get("schema") == SCHEMA
+        record.keys() == RECORD_FIELDS.get(str(record.get("record")), frozenset())
+        and record.get("schema") == SCHEMA
         and record.get("account_id") == account_id
         and record.get("run_id") == run_id
         and isinstance(record.get("principal_arn"), str)

@@ -20,7 +20,7 @@ import pytest
 
 from collector.errors import OutputError
 from collector.filewriter import FileWriter
-from collector.models import Record
+from collector.models import RECORD_FIELDS, Record
 from collector.output import OutputTemplate
 from collector.resume import ResumeState, kept_lines, scan
 from collector.sink import Sink, StdoutWriter
@@ -34,7 +34,8 @@ def arn(name: str) -> str:
 
 
 def line(kind: str, name: str, run_id: str = RUN, **extra: Any) -> Record:
-    return {
+    """A schema-1 record of `kind` (every key of its kind; unset ones null)."""
+    return dict.fromkeys(RECORD_FIELDS.get(kind, ())) | {
         "record": kind, "schema": 1, "run_id": run_id, "account_id": ACCOUNT,
         "principal_arn": arn(name),
     } | extra  # fmt: skip

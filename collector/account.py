@@ -12,11 +12,11 @@ import structlog
 from aiobotocore.session import AioSession
 
 from collector.aws import Caller, CallStats, caller_account, open_clients
-from collector.config import Settings
 from collector.filewriter import FileWriter, check_resumable
 from collector.models import Counters, RunContext, iso
 from collector.output import PART_SUFFIX, OutputTemplate
 from collector.resume import ResumeState, kept_lines, scan
+from collector.settings import Settings
 from collector.sink import Sink, StdoutWriter
 from collector.sweep import AccountSweep, Shutdown, SweepResult
 

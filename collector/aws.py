@@ -24,7 +24,6 @@ from botocore.exceptions import (
 )
 
 from collector import __version__
-from collector.config import RetrySettings, Settings
 from collector.errors import (
     AccessDeniedError,
     AwsError,
@@ -34,6 +33,7 @@ from collector.errors import (
 )
 from collector.models import Granularity, Principal, PrincipalType
 from collector.ratelimit import TokenBucket
+from collector.settings import RetrySettings, Settings
 
 if TYPE_CHECKING:
     from types_aiobotocore_iam import IAMClient

@@ -7,9 +7,9 @@ from typing import Any
 
 from anyio.abc import ObjectSendStream
 
-from collector.config import DiscoverySettings
 from collector.environment import StageEnv
 from collector.models import Principal, PrincipalType
+from collector.settings import DiscoverySettings
 
 
 def wanted(settings: DiscoverySettings, name: str, arn: str) -> bool:

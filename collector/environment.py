@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from collector.aws import IamApi
-from collector.config import DiscoverySettings
 from collector.models import Counters, EntitiesMode, Granularity, RunContext
+from collector.settings import DiscoverySettings
 
 
 @dataclass(frozen=True)

@@ -11,10 +11,10 @@ import anyio
 import structlog
 from anyio.abc import ObjectReceiveStream, ObjectSendStream
 
-from collector.config import PollSettings
 from collector.environment import StageEnv
 from collector.errors import AwsError, NoSuchEntityError
 from collector.models import CompletedJob, PendingJob, Principal, Record, error_record
+from collector.settings import PollSettings
 
 log = structlog.get_logger()
 

@@ -24,7 +24,6 @@ from collector.aws import (
     CallStats,
     IamApi,
 )
-from collector.config import Rates, Settings
 from collector.environment import StageEnv
 from collector.errors import AccessDeniedError, AwsError, CredentialsError
 from collector.models import (
@@ -40,6 +39,7 @@ from collector.models import (
     iso,
 )
 from collector.ratelimit import TokenBucket
+from collector.settings import Rates, Settings
 from collector.sink import Sink
 
 log = structlog.get_logger()

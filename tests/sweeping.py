@@ -13,7 +13,7 @@ from typing import Any
 import anyio
 
 from collector.account import sweep_account
-from collector.config import PollSettings, Rates, RetrySettings, Settings
+from collector.settings import PollSettings, Rates, RetrySettings, Settings
 from collector.sweep import Shutdown, SweepResult
 
 # Fields that differ between runs (ids, job timing, our own error wording).

@@ -1,0 +1,266 @@
+"""The settings: each key's type, default, bound and help side by side, as frozen objects."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BeforeValidator, Field, FiniteFloat
+
+from collector.models import PRINCIPAL_TYPES, EntitiesMode, Granularity, PrincipalType
+from collector.output import OutputTemplate
+
+LogLevel = Literal["debug", "info", "warning", "error"]
+
+
+def _bounded(low: float, high: float, noun: str) -> AfterValidator:
+    """A bound check whose message names the bound that was crossed."""
+
+    def check(value: Any) -> Any:
+        if value < low:
+            raise ValueError(f"expected {noun} of at least {low:g}, got {value!r}")
+        if value > high:
+            raise ValueError(f"expected {noun} of at most {high:g}, got {value!r}")
+        return value
+
+    return AfterValidator(check)
+
+
+def _check(accept: Callable[[Any], bool], expected: str) -> AfterValidator:
+    def check(value: Any) -> Any:
+        if not accept(value):
+            raise ValueError(f"expected {expected}, got {value!r}")
+        return value
+
+    return AfterValidator(check)
+
+
+def _pick(value: Any, allowed: tuple[str, ...], aliases: Mapping[str, str]) -> str:
+    """Case-insensitive choice among `allowed`, or one of their aliases."""
+    if not isinstance(value, str):
+        raise ValueError(f"expected a string, got {value!r}")
+    folded = value.strip().lower()
+    for choice in allowed:
+        if folded == choice.lower():
+            return choice
+    if folded in aliases:
+        return aliases[folded]
+    raise ValueError(f"expected one of {', '.join(allowed)}, got {value!r}")
+
+
+def _choice(allowed: tuple[str, ...], aliases: Mapping[str, str] | None = None) -> BeforeValidator:
+    return BeforeValidator(lambda value: _pick(value, allowed, aliases or {}))
+
+
+def _kinds(value: Any) -> Any:
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+        shown = f"{value!r}" if isinstance(value, str) else "a list of other things"
+        raise ValueError(f"expected a list of strings, got {shown}")
+    plurals = {f"{kind}s": kind for kind in PRINCIPAL_TYPES} | {"policies": "policy"}
+    kinds = tuple(dict.fromkeys(_pick(item, PRINCIPAL_TYPES, plurals) for item in value))
+    if not kinds:
+        raise ValueError(f"expected at least one of {', '.join(PRINCIPAL_TYPES)}")
+    return kinds
+
+
+def check_glob(pattern: str) -> None:
+    """Reject a glob fnmatch would silently read literally: a `[` that opens no set."""
+    i = 0
+    while i < len(pattern):
+        if pattern[i] == "[":
+            j = i + 1
+            if j < len(pattern) and pattern[j] == "!":
+                j += 1
+            if j < len(pattern) and pattern[j] == "]":
+                j += 1  # fnmatch reads a `]` right after `[` or `[!` as a member
+            close = pattern.find("]", j)
+            if close == -1:
+                raise ValueError(f"invalid glob {pattern!r}: '[' at position {i} is never closed")
+            i = close
+        i += 1
+
+
+def _globs(value: tuple[str, ...]) -> tuple[str, ...]:
+    for pattern in value:
+        if not pattern:
+            raise ValueError("expected non-empty globs, got ''")
+        check_glob(pattern)
+    return value
+
+
+_IAM_ARN = re.compile(
+    r"arn:aws[-a-z]*:iam::(?P<account>\d{12}|aws):(?P<kind>user|group|role|policy)/\S+"
+)
+
+
+def _arns(value: tuple[str, ...]) -> tuple[str, ...]:
+    for arn in value:
+        match = _IAM_ARN.fullmatch(arn)
+        if match is None:
+            raise ValueError(
+                f"invalid IAM ARN {arn!r} (expected arn:aws:iam::<12-digit account>:"
+                "user|group|role|policy/<path><name>)"
+            )
+        if match["account"] == "aws" and match["kind"] != "policy":
+            raise ValueError(f"invalid IAM ARN {arn!r}: only policies live in account 'aws'")
+    return tuple(dict.fromkeys(value))
+
+
+def _path_prefix(value: str) -> str:
+    if not (value.startswith("/") and value.endswith("/")):
+        raise ValueError(f"expected a path that starts and ends with '/', got {value!r}")
+    return value
+
+
+def _endpoint(value: str | None) -> str | None:
+    if value is not None and not re.match(r"https?://[^/\s]+", value):
+        raise ValueError(f"expected an http:// or https:// URL, got {value!r}")
+    return value
+
+
+def _output(value: str) -> str:
+    OutputTemplate.parse(value)  # the one check, the same the sweep renders with
+    return value
+
+
+def _non_empty(value: str) -> str:
+    if not value.strip():
+        raise ValueError("expected a non-empty string")
+    return value
+
+
+def _help(text: str) -> Any:
+    return Field(description=text)
+
+
+Rate = Annotated[
+    FiniteFloat, _check(lambda v: v > 0, "a number greater than 0"), _bounded(0, 10_000, "a number")
+]
+Seconds = Annotated[FiniteFloat, _bounded(0, 86_400, "a number")]
+Globs = Annotated[tuple[str, ...], AfterValidator(_globs)]
+
+
+@dataclass(frozen=True)
+class Rates:
+    """Calls per second per IAM operation: the ceiling each adaptive token bucket climbs back to."""
+
+    generate: Annotated[Rate, _help("GenerateServiceLastAccessedDetails calls per second")] = 20.0
+    get: Annotated[Rate, _help("GetServiceLastAccessedDetails calls per second")] = 20.0
+    get_with_entities: Annotated[Rate, _help("...WithEntities calls per second")] = 20.0
+    list: Annotated[Rate, _help("each List* operation's own bucket, per second")] = 10.0
+    minimum: Annotated[Rate, _help("floor the buckets never go below when throttled")] = 0.5
+
+
+@dataclass(frozen=True)
+class DiscoverySettings:
+    """Which principals the sweep reports on."""
+
+    kinds: Annotated[
+        tuple[PrincipalType, ...], BeforeValidator(_kinds), _help("principal kinds to report")
+    ] = PRINCIPAL_TYPES
+    path_prefix: Annotated[str, AfterValidator(_path_prefix), _help("IAM path prefix")] = "/"
+    include: Annotated[Globs, _help("fnmatch globs on names; empty: every name")] = ()
+    exclude: Annotated[Globs, _help("fnmatch globs on names to leave out")] = ()
+    aws_managed_policies: Annotated[bool, _help("also AWS-managed policies attached here")] = False
+    arns: Annotated[
+        tuple[str, ...], AfterValidator(_arns), _help("only these principals; empty: all")
+    ] = ()
+
+
+@dataclass(frozen=True)
+class PollSettings:
+    """When report jobs are polled, and when one is given up."""
+
+    first_delay: Annotated[Seconds, _help("before any job latency has been observed")] = 2.0
+    backoff: Annotated[
+        FiniteFloat, _bounded(1, 10, "a factor"), _help("growth of the gap between polls")
+    ] = 1.5
+    max_delay: Annotated[
+        Seconds, _check(lambda v: v > 0, "a number greater than 0"), _help("longest gap")
+    ] = 30.0
+    jitter: Annotated[
+        FiniteFloat,
+        _check(lambda v: 0 <= v < 1, "a share from 0 up to (not including) 1"),
+        _help("share of each delay added at random"),
+    ] = 0.2
+    job_deadline: Annotated[
+        Seconds,
+        _check(lambda v: v > 0, "a number greater than 0"),
+        _help("seconds from generation to JobTimeout"),
+    ] = 900.0
+
+
+@dataclass(frozen=True)
+class RetrySettings:
+    """The one retry policy at the AWS boundary."""
+
+    max_attempts: Annotated[
+        int, _bounded(1, 100, "an integer"), _help("attempts on 5xx, resets, timeouts")
+    ] = 8
+    throttle_max_attempts: Annotated[
+        int, _bounded(1, 1000, "an integer"), _help("attempts on Throttling")
+    ] = 50
+    base_delay: Annotated[Seconds, _help("first backoff, doubled per attempt")] = 0.5
+    max_delay: Annotated[
+        Seconds, _check(lambda v: v > 0, "a number greater than 0"), _help("backoff cap")
+    ] = 20.0
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything one sweep needs; built once by the CLI and passed down in slices."""
+
+    output: Annotated[
+        str, AfterValidator(_output), _help("path template; .gz compresses; - is stdout")
+    ] = "out/access-advisor-{account_id}-{date}.jsonl"
+    endpoint_url: Annotated[
+        str | None, AfterValidator(_endpoint), _help("IAM and STS endpoint")
+    ] = None
+    profile: Annotated[str | None, _help("AWS profile; null: default chain")] = None
+    region: Annotated[str, AfterValidator(_non_empty), _help("region for signing")] = "us-east-1"
+    granularity: Annotated[
+        Granularity,
+        _choice(
+            ("SERVICE_LEVEL", "ACTION_LEVEL"),
+            {"service": "SERVICE_LEVEL", "service_level": "SERVICE_LEVEL"}
+            | {"action": "ACTION_LEVEL", "action_level": "ACTION_LEVEL"},
+        ),
+        _help("report granularity"),
+    ] = "SERVICE_LEVEL"
+    entities: Annotated[
+        EntitiesMode, _choice(("none", "accessed", "all")), _help("which entity pages to read")
+    ] = "accessed"
+    max_jobs_in_flight: Annotated[
+        int, _bounded(1, 10_000, "an integer"), _help("report jobs generated, not yet read")
+    ] = 200
+    generate_workers: Annotated[
+        int, _bounded(1, 64, "an integer"), _help("tasks generating jobs")
+    ] = 4
+    fetch_workers: Annotated[
+        int, _bounded(1, 256, "an integer"), _help("tasks reading result pages")
+    ] = 8
+    # Docker stops a container 10 s after SIGTERM: 6 s of grace leave 4 s for the final flush.
+    shutdown_grace: Annotated[
+        FiniteFloat, _bounded(0, 3600, "a number"), _help("seconds in-flight work gets on stop")
+    ] = 6.0
+    resume: Annotated[bool, _help("continue the newest NAME.part of the template")] = False
+    log_level: Annotated[
+        LogLevel,
+        _choice(("debug", "info", "warning", "error"), {"warn": "warning"}),
+        _help("least severe log event written"),
+    ] = "info"
+    progress: Annotated[bool | None, _help("live status line; null: when on a terminal")] = None
+    rates: Rates = field(default_factory=Rates)
+    poll: PollSettings = field(default_factory=PollSettings)
+    retry: RetrySettings = field(default_factory=RetrySettings)
+    discovery: DiscoverySettings = field(default_factory=DiscoverySettings)
+
+
+SECTIONS: Mapping[str, type[Any]] = {
+    "rates": Rates,
+    "poll": PollSettings,
+    "retry": RetrySettings,
+    "discovery": DiscoverySettings,
+}

@@ -1,5 +1,5 @@
 """Entry point for `python -m collector`."""
 
-from collector.cli import main
+from collector.entry import main
 
 raise SystemExit(main())

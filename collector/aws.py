@@ -22,15 +22,18 @@ from botocore.exceptions import (
     PartialCredentialsError,
     ProfileNotFound,
 )
+from botocore.parsers import ResponseParserError
 
 from collector import __version__
 from collector.errors import (
     AccessDeniedError,
     AwsError,
+    AwsUnavailableError,
     CredentialsError,
     NoSuchEntityError,
     RetriesExhaustedError,
 )
+from collector.http import BoundedHttpSession, ResponseTooLargeError
 from collector.models import Granularity, Principal, PrincipalType
 from collector.ratelimit import TokenBucket
 from collector.settings import RetrySettings, Settings
@@ -122,17 +125,34 @@ async def follow_marker(
         page = await read(str(page["Marker"]))
 
 
+# What a response that is not an AWS answer raises inside botocore (HTML, empty or cut-off XML,
+# a body without the expected wrapper): retried like a 5xx, as the AWS SDKs do.
+MALFORMED = (ResponseParserError, ResponseTooLargeError, KeyError)
+
+
 class Caller:
     """One call at a time through a bucket and the retry policy; raises the project's errors.
 
     botocore's own retries are switched off (total_max_attempts=1) so that throttling and
-    transient errors are retried here only, where the bucket also learns from them.
+    transient errors are retried here only, where the bucket also learns from them. Each call
+    has a total deadline, whatever the server drips. When one operation fails transiently
+    `breaker` times in a row, across all its callers, with no success between, the endpoint is
+    down for it: AwsUnavailableError stops the sweep instead of minutes per principal for hours.
     """
 
     def __init__(self, retry: RetrySettings, stats: CallStats, sleep: Sleep = anyio.sleep) -> None:
         self._retry = retry
         self.stats = stats
         self._sleep = sleep
+        self._failing: Counter[str] = Counter()  # operation -> transient failures in a row
+
+    def _failed(self, operation: str, code: str, detail: str) -> None:
+        self._failing[operation] += 1
+        if self._failing[operation] >= self._retry.breaker_failures:
+            raise AwsUnavailableError(
+                f"{operation} failed {self._failing[operation]} times in a row (last: {code}: "
+                f"{detail}); the endpoint is failing: rerun later with --resume"
+            )
 
     async def call(
         self,
@@ -151,7 +171,8 @@ class Caller:
             token_taken = False  # a retry waits for its own token
             self.stats.calls[operation] += 1
             try:
-                response = await send()
+                with anyio.fail_after(self._retry.call_timeout):
+                    response = await send()
             except ClientError as error:
                 code = str(error.response.get("Error", {}).get("Code", ""))
                 if code in THROTTLE_CODES:
@@ -162,32 +183,35 @@ class Caller:
                     if throttles >= self._retry.throttle_max_attempts:
                         raise RetriesExhaustedError(operation, code, "still throttled") from error
                     await self._sleep(_backoff(throttles, self._retry))
-                elif _is_transient(error):
-                    failures += 1
-                    if failures >= max_failures:
-                        raise RetriesExhaustedError(
-                            operation, code, f"{failures} attempts failed"
-                        ) from error
-                    await self._sleep(_backoff(failures, self._retry))
-                elif code in CREDENTIAL_CODES:
-                    raise CredentialsError(f"AWS rejected the credentials: {code}") from error
-                else:
+                    continue
+                if not _is_transient(error):
+                    if code in CREDENTIAL_CODES:
+                        raise CredentialsError(f"AWS rejected the credentials: {code}") from error
                     raise _translate(operation, error) from error
-                continue
+                reason = (code, str(error.response.get("Error", {}).get("Message", "")))
             except (HTTPClientError, ConnectionError) as error:
                 # Connection reset, read timeout, endpoint unreachable: transient by nature.
-                failures += 1
-                if failures >= max_failures:
-                    raise RetriesExhaustedError(operation, "ConnectionError", str(error)) from error
-                await self._sleep(_backoff(failures, self._retry))
-                continue
+                reason = ("ConnectionError", str(error))
+            except TimeoutError:
+                reason = ("Timeout", f"no complete answer within {self._retry.call_timeout:g} s")
+            except MALFORMED as error:
+                reason = ("MalformedResponse", f"{type(error).__name__}: {error}")
             except (NoCredentialsError, PartialCredentialsError) as error:
                 raise CredentialsError(NO_CREDENTIALS) from error
             except BotoCoreError as error:
                 raise AwsError(operation, type(error).__name__, str(error)) from error
-            if bucket is not None:
-                bucket.on_success()
-            return response
+            else:
+                self._failing[operation] = 0
+                if bucket is not None:
+                    bucket.on_success()
+                return response
+            failures += 1
+            self._failed(operation, *reason)
+            if failures >= max_failures:
+                raise RetriesExhaustedError(
+                    operation, reason[0], f"{failures} attempts failed; last: {reason[1]}"
+                )
+            await self._sleep(_backoff(failures, self._retry))
 
 
 class IamApi:
@@ -338,6 +362,7 @@ def client_config() -> AioConfig:
         read_timeout=60,
         max_pool_connections=64,
         user_agent_extra=f"collector/{__version__}",
+        http_session_cls=BoundedHttpSession,
     )
 
 
@@ -355,9 +380,13 @@ async def open_clients(
             if credentials is None and await session.get_credentials() is None:
                 raise CredentialsError(NO_CREDENTIALS)
     except ProfileNotFound as error:
+        profile = error.kwargs.get("profile") or settings.profile
         raise CredentialsError(
-            f"AWS profile {settings.profile!r} not found; check ~/.aws/config or --profile"
+            f"AWS profile {profile!r} not found; check ~/.aws/config, AWS_PROFILE or --profile"
         ) from error
+    except BotoCoreError as error:
+        # A ~/.aws/config that does not parse, half a key pair, a failing credential_process...
+        raise CredentialsError(f"cannot load AWS credentials: {error}") from error
     options: dict[str, Any] = {
         "region_name": settings.region,
         "endpoint_url": settings.endpoint_url,

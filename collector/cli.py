@@ -142,6 +142,11 @@ def _collector_error(error: BaseException) -> CollectorError | None:
     return None
 
 
+def one_line(text: str) -> str:
+    """A message on one line: a server's newline must not fake a second `collector:` line."""
+    return " ".join(text.split())
+
+
 def _exit_code(error: CollectorError) -> int:
     if isinstance(error, ConfigError):
         return EXIT_USAGE
@@ -160,9 +165,9 @@ async def _watch_signals(shutdown: Shutdown, received: list[int], abort: anyio.C
         async for signum in signals:
             received.append(signum)
             log.warning("collector.sweep.signal", signal=signal.Signals(signum).name)
-            if shutdown.requested:
+            # A second signal, or one during start-up (a hanging STS call, say): stop now.
+            if shutdown.requested or not shutdown.request():
                 abort.cancel()
-            shutdown.request()
 
 
 def _snapshot(counters: Counters, stats: CallStats) -> Any:
@@ -235,7 +240,7 @@ def _run(settings: Settings, credentials: Mapping[str, str] | None = None) -> tu
         found = _collector_error(error)
         if found is None:
             raise
-        print(f"collector: error: {found}", file=sys.stderr)
+        print(f"collector: error: {one_line(str(found))}", file=sys.stderr)
         return _exit_code(found), None
 
 
@@ -302,7 +307,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = load_settings(args.config, os.environ, _overrides(args))
     except ConfigError as error:
-        print(f"collector: error: {error}", file=sys.stderr)
+        print(f"collector: error: {one_line(str(error))}", file=sys.stderr)
         return EXIT_USAGE
     configure_logging(settings.log_level)
     code, _ = _run(settings)

@@ -35,6 +35,10 @@ class CredentialsError(CollectorError):
     """No usable AWS credentials, or the endpoint cannot be reached (exit code 3)."""
 
 
+class AwsUnavailableError(CredentialsError):
+    """An operation keeps failing for every caller: the endpoint is down for it (exit code 3)."""
+
+
 class OutputError(CollectorError):
     """The output cannot be created or written (exit code 4)."""
 

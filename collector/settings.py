@@ -6,6 +6,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BeforeValidator, Field, FiniteFloat
 
@@ -115,8 +116,29 @@ def _path_prefix(value: str) -> str:
 
 
 def _endpoint(value: str | None) -> str | None:
-    if value is not None and not re.match(r"https?://[^/\s]+", value):
-        raise ValueError(f"expected an http:// or https:// URL, got {value!r}")
+    if value is None:
+        return None
+    expected = f"expected an http:// or https:// URL, got {value!r}"
+    if any(c.isspace() for c in value):
+        raise ValueError(expected)
+    try:
+        url = urlsplit(value)
+        port = url.port  # ValueError when out of range or not a number
+    except ValueError as exc:
+        raise ValueError(f"{expected}: {exc}") from None
+    if url.scheme not in ("http", "https") or not url.hostname:
+        raise ValueError(expected)
+    if port is None and url.netloc.endswith(":"):
+        raise ValueError(f"{expected}: the port is missing after ':'")
+    return value
+
+
+_REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d{1,2}")
+
+
+def _region(value: str) -> str:
+    if not _REGION.fullmatch(value):
+        raise ValueError(f"expected a region name such as us-east-1, got {value!r}")
     return value
 
 
@@ -206,6 +228,16 @@ class RetrySettings:
     max_delay: Annotated[
         Seconds, _check(lambda v: v > 0, "a number greater than 0"), _help("backoff cap")
     ] = 20.0
+    call_timeout: Annotated[
+        Seconds,
+        _check(lambda v: v > 0, "a number greater than 0"),
+        _help("seconds one call may take in all, however slowly the server answers"),
+    ] = 120.0
+    breaker_failures: Annotated[
+        int,
+        _bounded(1, 10_000, "an integer"),
+        _help("transient failures in a row of one operation that stop the sweep"),
+    ] = 24
 
 
 @dataclass(frozen=True)
@@ -219,7 +251,7 @@ class Settings:
         str | None, AfterValidator(_endpoint), _help("IAM and STS endpoint")
     ] = None
     profile: Annotated[str | None, _help("AWS profile; null: default chain")] = None
-    region: Annotated[str, AfterValidator(_non_empty), _help("region for signing")] = "us-east-1"
+    region: Annotated[str, AfterValidator(_region), _help("region for signing")] = "us-east-1"
     granularity: Annotated[
         Granularity,
         _choice(

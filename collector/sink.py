@@ -67,6 +67,8 @@ class StdoutWriter:
     destination = "-"
 
     def __init__(self) -> None:
+        if sys.stdout is None:  # started with stdout closed (`>&-`)
+            raise OutputError("cannot write to stdout: it is closed; give --output a file path")
         sys.stdout.flush()  # text someone printed earlier goes first
         self._out: BinaryIO = sys.stdout.buffer
 

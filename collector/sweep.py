@@ -261,10 +261,12 @@ class Shutdown:
         self.requested = False
         self._sweeps: set[AccountSweep] = set()
 
-    def request(self) -> None:
+    def request(self) -> bool:
+        """Stop every running sweep gracefully; False when none is running yet (start-up)."""
         self.requested = True
         for sweep in list(self._sweeps):
             sweep.stop(self.grace)
+        return bool(self._sweeps)
 
     @contextmanager
     def watching(self, sweep: AccountSweep) -> Iterator[AccountSweep]:

@@ -83,6 +83,9 @@ class AccountListing:
     accounts: tuple[Account, ...]
     excluded: tuple[Account, ...] = ()  # listed, removed by --include/--exclude-accounts
     missing: tuple[str, ...] = ()  # --include-accounts ids the listing did not return
+    # Every id listed (swept or not, excluded too), kept whole by select(): the manifest's
+    # listed_accounts, which lets `manifest merge` prove the shards cover the organisation.
+    listed: tuple[str, ...] = ()
 
     @property
     def to_sweep(self) -> tuple[Account, ...]:
@@ -246,4 +249,5 @@ async def list_accounts(
         accounts=tuple(a for a in ordered if wanted(a)),
         excluded=tuple(a for a in ordered if not wanted(a)),
         missing=tuple(sorted(selection.include - unique.keys())),
+        listed=tuple(account.id for account in ordered),
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import anyio
@@ -17,6 +18,7 @@ from collector.accounts import (
     read_account_file,
 )
 from collector.errors import ConfigError, OrganizationError
+from collector.manifest import AccountEntry, Manifest, merge, unswept_entry, write_manifest
 from collector.shard import Shard
 from tests.moto_org import MANAGEMENT, MotoOrg, add_user, allow, build_org, moto_server
 
@@ -241,3 +243,33 @@ def test_account_file_errors_name_file_and_line(tmp_path: Path) -> None:
     (tmp_path / "empty.txt").write_text("# nothing\n")
     with pytest.raises(ConfigError, match="names no account ids"):
         read_account_file(tmp_path / "empty.txt")
+
+
+async def test_shard_manifests_of_a_listing_merge_complete(org: MotoOrg, tmp_path: Path) -> None:
+    """The leaves compose: list the org, split it in 3 shards, one manifest each, merge."""
+    found = await listing(
+        org, AccountSelection(org=True, exclude=frozenset({org.accounts["loose"]}))
+    )
+    paths = []
+    for index in range(3):
+        part = found.select(Shard(index, 3).owns)
+        assert part.listed == found.listed  # every shard knows the whole listing
+        entries = [
+            *(AccountEntry(a.id, "complete", a.name, a.state) for a in part.to_sweep),
+            *(unswept_entry(a) for a in part.not_swept),
+            *(unswept_entry(a, excluded=True) for a in part.excluded),
+        ]
+        manifest = Manifest(
+            run_id="2026-11-23",
+            organization_id=found.organization_id,
+            started=datetime.now(UTC),
+            finished=datetime.now(UTC),
+            accounts=tuple(entries),
+            listed_accounts=part.listed,
+            shard=Shard(index, 3),
+        )
+        paths.append(tmp_path / f"manifest-{index}.json")
+        write_manifest(manifest, paths[-1])
+    merged = merge(paths, tmp_path / "manifest.json", expect_shards=3)
+    assert [e.account_id for e in merged.accounts] == sorted(org.accounts.values())
+    assert merged.outcomes() == {"complete": 4, "suspended": 1, "excluded": 1}

@@ -16,7 +16,12 @@ from aiobotocore.credentials import (
 )
 from aiobotocore.session import AioSession, ClientCreatorContext
 from botocore.credentials import CredentialProvider
-from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    NoCredentialsError,
+    UnknownRegionError,
+)
 
 from collector import __version__
 from collector.errors import AssumeRoleError, ConfigError, CredentialsError
@@ -138,6 +143,15 @@ def sts_client(
     )
 
 
+def _partition(base: AioSession, region: str) -> str:
+    """aws, aws-cn, aws-us-gov... of the region; a name botocore does not know (an emulator's
+    made-up region) is taken as the commercial partition."""
+    try:
+        return str(base.get_partition_for_region(region))
+    except UnknownRegionError:
+        return "aws"
+
+
 def _assume_role_error(account_id: str, role_arn: str, error: Exception) -> Exception:
     if isinstance(error, NoCredentialsError):
         return CredentialsError("no AWS credentials found to call sts:AssumeRole with")
@@ -165,7 +179,7 @@ async def assumed_credentials(
     source = await base.get_credentials()
     if source is None:
         raise CredentialsError("no AWS credentials found to call sts:AssumeRole with")
-    role_arn = settings.role_arn(account_id, base.get_partition_for_region(settings.region))
+    role_arn = settings.role_arn(account_id, _partition(base, settings.region))
     extra: dict[str, Any] = {"RoleSessionName": session_name(settings.session_name, run_id)}
     if settings.external_id is not None:
         extra["ExternalId"] = settings.external_id
@@ -224,6 +238,9 @@ async def account_session(
         return base
     credentials = await assumed_credentials(base, account_id, settings, run_id, clock=clock)
     session = AioSession()
+    # The parsed service models are read-only: sharing base's loader saves ~100 ms of CPU
+    # per account (measured: a fresh session's first IAM client 112 ms, shared loader 17 ms).
+    session.register_component("data_loader", base.get_component("data_loader"))
     session.register_component(
         "credential_provider", AioCredentialResolver([_Provider(credentials)])
     )

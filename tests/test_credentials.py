@@ -125,6 +125,7 @@ async def test_member_account_session_acts_in_that_account(org: MotoOrg) -> None
         ) as iam:
             roles = [role["RoleName"] for role in (await iam.list_roles())["Roles"]]
     assert who["Account"] == web
+    assert session.get_component("data_loader") is base.get_component("data_loader")
     assert who["Arn"] == f"arn:aws:sts::{web}:assumed-role/{AUDIT_ROLE}/collector-{RUN_ID}"
     assert AUDIT_ROLE in roles  # the member account's IAM, where the role was created
     assert recorder.assume_role == [
@@ -226,6 +227,26 @@ async def test_sts_uses_the_regional_endpoint_or_the_given_one() -> None:
         assert sts.meta.endpoint_url == "https://sts.eu-west-1.amazonaws.com"
     async with sts_client(base, emulator) as sts:
         assert sts.meta.endpoint_url == "http://127.0.0.1:9"
+
+
+async def test_role_arn_partition_follows_the_region(org: MotoOrg) -> None:
+    """The role ARN's partition is the region's; an unknown region name means `aws`."""
+    base, recorder = AioSession(), Recorder()
+    base.register("provide-client-params.sts.AssumeRole", recorder.on_params)
+    web = org.accounts["web"]
+    with anyio.fail_after(30):
+        for region in ("cn-north-1", "emulated-1"):
+            await account_session(
+                base,
+                web,
+                caller_account=MANAGEMENT,
+                settings=settings(org, region=region),
+                run_id=RUN_ID,
+            )
+    assert [call["RoleArn"] for call in recorder.assume_role] == [
+        f"arn:aws-cn:iam::{web}:role/{AUDIT_ROLE}",
+        f"arn:aws:iam::{web}:role/{AUDIT_ROLE}",
+    ]
 
 
 def test_role_arn_uses_the_partition() -> None:

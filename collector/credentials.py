@@ -61,8 +61,7 @@ class AssumeRoleSettings:
             raise ConfigError(
                 f"--role-duration {self.duration_seconds} is not between 900 and 43200 seconds"
             )
-        if "{run_id}" not in self.session_name:
-            session_name(self.session_name, "")  # a fixed name must be valid as given
+        session_name(self.session_name, "run")  # fails now, not at the first account
 
     def role_arn(self, account_id: str, partition: str = "aws") -> str:
         return f"arn:{partition}:iam::{account_id}:role/{self.role_name}"

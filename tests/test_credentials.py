@@ -277,6 +277,7 @@ def test_session_name_is_sanitised_and_truncated() -> None:
         ({"role_name": "r", "external_id": "x"}, "--external-id"),
         ({"role_name": "r", "session_name": "no spaces"}, "--role-session-name 'no spaces'"),
         ({"role_name": "r", "session_name": "x"}, "--role-session-name 'x'"),
+        ({"role_name": "r", "session_name": "a b-{run_id}"}, "--role-session-name 'a b-{run_id}'"),
     ],
 )
 def test_bad_assume_role_settings_are_config_errors(fields: dict[str, Any], fragment: str) -> None:

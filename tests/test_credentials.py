@@ -200,6 +200,29 @@ async def test_failed_mandatory_refresh_raises_assume_role_error(org: MotoOrg) -
     assert caught.value.code == "InvalidClientTokenId"
 
 
+async def test_failed_advisory_refresh_keeps_the_current_credentials(org: MotoOrg) -> None:
+    """In the advisory window a failed AssumeRole is not fatal: calls go on with the keys
+    that are still valid (botocore logs a warning), and a later refresh can succeed."""
+    shift = [timedelta(0)]
+    recorder = Recorder()
+    with anyio.fail_after(60):
+        session = await account_session(
+            AioSession(),
+            org.accounts["web"],
+            caller_account=MANAGEMENT,
+            settings=settings(org, duration_seconds=900),
+            run_id=RUN_ID,
+            clock=lambda: datetime.now(UTC) + shift[0],
+        )
+        await identity(session, org, recorder)
+        shift[0] = timedelta(seconds=700)  # advisory window: 200 s left
+        with org.enforcing_iam():  # the caller's dummy keys can no longer assume the role
+            who = await identity(session, org, recorder)
+        await identity(session, org, recorder)  # enforcement off again: this refresh works
+    assert who["Account"] == org.accounts["web"]
+    assert recorder.signed_with[0] == recorder.signed_with[1] != recorder.signed_with[2]
+
+
 async def test_denied_assume_role_is_a_typed_error(org: MotoOrg) -> None:
     """AssumeRole denied: AssumeRoleError with the account, the role ARN, AWS's code and message."""
     keys = await add_user(org, "no-assume", allow("organizations:*"))

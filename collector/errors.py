@@ -45,3 +45,25 @@ class OutputError(CollectorError):
 
 class OutputLockedError(OutputError):
     """Another sweep is writing the same output (exit code 5)."""
+
+
+class OrganizationError(AwsError):
+    """The organisation cannot be listed: access denied, or not in an organisation (exit 3)."""
+
+    def __init__(self, operation: str, code: str, message: str, hint: str = "") -> None:
+        super().__init__(operation, code, message)
+        if hint:
+            self.args = (f"organizations:{self.args[0]}; {hint}",)
+
+
+class AssumeRoleError(AwsError):
+    """sts:AssumeRole into one account failed; the org run records it and goes on."""
+
+    def __init__(self, account_id: str, role_arn: str, code: str, message: str) -> None:
+        super().__init__("AssumeRole", code, message)
+        self.account_id = account_id
+        self.role_arn = role_arn
+
+
+class ManifestError(CollectorError):
+    """Shard manifests that do not add up to one complete org manifest (exit 1)."""

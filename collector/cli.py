@@ -10,6 +10,7 @@ import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -24,12 +25,16 @@ from collector.errors import (
     CollectorError,
     ConfigError,
     CredentialsError,
+    OrganizationError,
     OutputError,
     OutputLockedError,
 )
 from collector.logs import configure_logging
+from collector.manifest import add_manifest_parser, run_manifest
 from collector.models import Counters
+from collector.organization import OrgProgress, OrgResult, OrgSweep, check_org_settings
 from collector.progress import ProgressSnapshot, show_progress
+from collector.shard import Shard, resolve_run_id, resolve_shard
 from collector.sweep import Shutdown, SweepResult
 
 EXIT_OK = 0
@@ -76,6 +81,21 @@ def _add_sweep_options(parser: argparse.ArgumentParser) -> None:
         const=True,
         help="finish the newest interrupted NAME.part of this output template",
     )
+    org = parser.add_argument_group("organisation sweeps (one file per account, then a manifest)")
+    org.add_argument("--org", action="store_const", const=True, help="every account of the org")
+    org.add_argument("--ou", action="append", metavar="OU_ID", help="accounts under this OU")
+    org.add_argument("--accounts", metavar="ID,ID", help="exactly these account ids")
+    org.add_argument("--accounts-file", metavar="FILE", help="account ids, one per line")
+    org.add_argument("--include-accounts", metavar="ID,ID", help="only these of the listed")
+    org.add_argument("--exclude-accounts", metavar="ID,ID", help="never these accounts")
+    org.add_argument("--role-name", help="role to assume in each member account")
+    org.add_argument("--external-id", help="sts:ExternalId for the role")
+    org.add_argument("--role-session-name", help="default collector-{run_id}")
+    org.add_argument("--role-duration", type=int, metavar="SECONDS")
+    org.add_argument("--max-accounts-in-flight", type=int, metavar="N")
+    org.add_argument("--manifest", metavar="TEMPLATE", help="{run_id}, {date}, {shard}")
+    org.add_argument("--shard", metavar="INDEX/COUNT", help="this process's share (0-based)")
+    org.add_argument("--run-id", help="shared by the shards of one run")
     parser.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
     parser.add_argument(
         "--no-progress",
@@ -102,6 +122,7 @@ def build_parser(*, emulator_options: bool = True) -> argparse.ArgumentParser:
     demo.add_argument("--principals", type=int, default=300)
     demo.add_argument("--seed", type=int, default=1)
     demo.add_argument("--output-dir", default="out")
+    add_manifest_parser(commands)
     emulate = commands.add_parser("emulate", help="serve the Access Advisor emulator on 127.0.0.1")
     if emulator_options:
         try:
@@ -127,6 +148,20 @@ def _overrides(args: argparse.Namespace) -> dict[str, object]:
         "resume": args.resume,
         "log_level": args.log_level,
         "progress": args.progress,
+        "org.org": args.org,
+        "org.ous": ",".join(args.ou) if args.ou else None,
+        "org.accounts": args.accounts,
+        "org.accounts_file": args.accounts_file,
+        "org.include_accounts": args.include_accounts,
+        "org.exclude_accounts": args.exclude_accounts,
+        "org.role_name": args.role_name,
+        "org.external_id": args.external_id,
+        "org.role_session_name": args.role_session_name,
+        "org.role_duration": args.role_duration,
+        "max_accounts_in_flight": args.max_accounts_in_flight,
+        "manifest": args.manifest,
+        "shard": args.shard,
+        "run_id": args.run_id,
     }
 
 
@@ -150,7 +185,7 @@ def one_line(text: str) -> str:
 def _exit_code(error: CollectorError) -> int:
     if isinstance(error, ConfigError):
         return EXIT_USAGE
-    if isinstance(error, CredentialsError):
+    if isinstance(error, CredentialsError | OrganizationError):
         return EXIT_AWS
     if isinstance(error, OutputLockedError):
         return EXIT_LOCKED
@@ -207,7 +242,7 @@ async def _sweep(
             # One id for the output's name and its records alike.
             result = await sweep_account(
                 settings,
-                run_id=uuid.uuid4().hex,
+                run_id=settings.run_id or uuid.uuid4().hex,
                 shutdown=shutdown,
                 counters=counters,
                 stats=stats,
@@ -232,9 +267,61 @@ async def _sweep(
     return (EXIT_PARTIAL if result.status == "partial" else EXIT_OK), result
 
 
+async def _sweep_org(settings: Settings, shard: Shard | None, run_id: str) -> tuple[int, Any]:
+    """An organisation's sweep with signal handling and one progress line for every account."""
+    shutdown = Shutdown(settings.shutdown_grace)
+    received: list[int] = []
+    org_progress = OrgProgress()
+    progress = sys.stderr.isatty() if settings.progress is None else settings.progress
+    result: OrgResult | None = None
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(_watch_signals, shutdown, received, tg.cancel_scope)
+        if progress:
+            tg.start_soon(show_progress, _org_snapshot(org_progress), sys.stderr)
+        try:
+            sweep = OrgSweep(
+                settings, run_id=run_id, shard=shard, shutdown=shutdown, progress=org_progress
+            )
+            result = await sweep.run()
+        finally:
+            tg.cancel_scope.cancel()
+    if received:
+        return EXIT_SIGNAL_BASE + received[0], result
+    assert result is not None
+    return (EXIT_OK if result.complete else EXIT_PARTIAL), result
+
+
+def _org_snapshot(org: OrgProgress) -> Any:
+    window: list[tuple[float, int]] = [(time.monotonic(), 0)]
+
+    def snapshot() -> ProgressSnapshot:
+        now = time.monotonic()
+        total = sum(sum(stats.calls.values()) for _, stats in org.sweeps)
+        then, before = window[0]
+        window[0] = (now, total)
+        return ProgressSnapshot(
+            principals_found=sum(c.principals_found for c, _ in org.sweeps),
+            principals_done=sum(c.principals_done for c, _ in org.sweeps),
+            jobs_in_flight=sum(c.jobs_in_flight for c, _ in org.sweeps),
+            calls_per_s=(total - before) / max(now - then, 1e-6),
+            throttled=sum(sum(s.throttled.values()) for _, s in org.sweeps),
+            errors=sum(c.errors for c, _ in org.sweeps),
+            accounts=(org.done, org.in_flight, org.accounts),
+        )
+
+    return snapshot
+
+
 def _run(settings: Settings, credentials: Mapping[str, str] | None = None) -> tuple[int, Any]:
     """anyio.run with every CollectorError turned into one line on stderr and an exit code."""
     try:
+        if settings.org.enabled:
+            check_org_settings(settings)
+            shard = resolve_shard(settings.shard, os.environ)
+            run_id = resolve_run_id(settings.run_id, os.environ, datetime.now(UTC))
+            return anyio.run(_sweep_org, settings, shard, run_id)
+        if settings.shard is not None:
+            raise ConfigError("--shard splits the accounts of --org, --ou or --accounts")
         return anyio.run(_sweep, settings, credentials)
     except BaseException as error:  # the one place where errors become exit codes
         found = _collector_error(error)
@@ -304,6 +391,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return code
     if args.command == "demo":
         return _demo(args)
+    if args.command == "manifest":
+        return run_manifest(args)
     try:
         settings = load_settings(args.config, os.environ, _overrides(args))
     except ConfigError as error:

@@ -41,6 +41,8 @@ __all__ = [
 
 ENV_PREFIX = "COLLECTOR_"
 ENV_CONFIG = "COLLECTOR_CONFIG"
+# Read by the shard resolution itself, with JOB_COMPLETION_INDEX (Kubernetes Indexed Jobs).
+ENV_OTHERS = frozenset({ENV_CONFIG, "COLLECTOR_SHARD_COUNT"})
 # Names a container is likely to use that do not follow COLLECTOR_<SECTION>_<KEY>.
 _ENV_ALIASES: Mapping[str, str] = types.MappingProxyType(
     {"COLLECTOR_AWS_MANAGED_POLICIES": "discovery.aws_managed_policies"}
@@ -216,10 +218,10 @@ def _from_env(env: Mapping[str, str]) -> dict[str, object]:
     values: dict[str, object] = {}
     given_by: dict[str, str] = {}
     for name in sorted(env):
-        if not name.startswith(ENV_PREFIX) or name == ENV_CONFIG:
+        if not name.startswith(ENV_PREFIX) or name in ENV_OTHERS:
             continue
         if name not in names:
-            raise _unknown("environment", name, sorted([*names, ENV_CONFIG]))
+            raise _unknown("environment", name, sorted([*names, *ENV_OTHERS]))
         if env[name] == "":
             continue  # `VAR=` in a container spec means "not set"
         key = names[name]

@@ -80,6 +80,13 @@ class OutputTemplate:
 
         So a nightly `{date}` template resumes the file an interrupted run left yesterday.
         """
+        return self._newest(account_id, PART_SUFFIX)
+
+    def published(self, *, account_id: str) -> Path | None:
+        """The newest published file this template could have produced for the account."""
+        return self._newest(account_id, "")
+
+    def _newest(self, account_id: str, suffix: str) -> Path | None:
         if self.is_stdout:
             return None
         wildcards = {"account_id": glob.escape(account_id), "date": _DATE_GLOB, "run_id": "*"}
@@ -88,7 +95,7 @@ class OutputTemplate:
             for literal, name in self.parts
         )
         candidates = []
-        for name in glob.glob(pattern + glob.escape(PART_SUFFIX)):
+        for name in glob.glob(pattern + glob.escape(suffix)):
             try:
                 candidates.append((os.stat(name).st_mtime_ns, name))
             except OSError:

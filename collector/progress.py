@@ -21,11 +21,16 @@ class ProgressSnapshot:
     calls_per_s: float
     throttled: int
     errors: int
+    accounts: tuple[int, int, int] | None = None  # done, in flight, total (organisation sweeps)
 
 
 def render(snap: ProgressSnapshot) -> str:
     """The status line for one snapshot."""
-    return (
+    accounts = ""
+    if snap.accounts is not None:
+        done, in_flight, total = snap.accounts
+        accounts = f"accounts {done}/{total} ({in_flight} in flight) | "
+    return accounts + (
         f"principals {snap.principals_done}/{snap.principals_found}"
         f" | jobs in flight {snap.jobs_in_flight}"
         f" | {snap.calls_per_s:.1f} calls/s"

@@ -20,6 +20,8 @@ def _bounded(low: float, high: float, noun: str) -> AfterValidator:
     """A bound check whose message names the bound that was crossed."""
 
     def check(value: Any) -> Any:
+        if value is None:
+            return None
         if value < low:
             raise ValueError(f"expected {noun} of at least {low:g}, got {value!r}")
         if value > high:
@@ -240,6 +242,42 @@ class RetrySettings:
     ] = 24
 
 
+def _ids(value: tuple[str, ...]) -> tuple[str, ...]:
+    for account_id in value:
+        if not re.fullmatch(r"\d{12}", account_id):
+            raise ValueError(f"expected 12-digit account ids, got {account_id!r}")
+    return tuple(dict.fromkeys(value))
+
+
+AccountIds = Annotated[tuple[str, ...], AfterValidator(_ids)]
+
+
+@dataclass(frozen=True)
+class OrgSettings:
+    """Which accounts of an organisation to sweep, and how to get into each."""
+
+    org: Annotated[bool, _help("list the organisation's accounts (organizations:ListAccounts)")] = (
+        False
+    )
+    ous: Annotated[tuple[str, ...], _help("walk these OUs (or roots) recursively instead")] = ()
+    accounts: Annotated[AccountIds, _help("sweep exactly these account ids")] = ()
+    accounts_file: Annotated[str | None, _help("a file of account ids, one per line")] = None
+    include_accounts: Annotated[AccountIds, _help("only these of the listed accounts")] = ()
+    exclude_accounts: Annotated[AccountIds, _help("never these accounts")] = ()
+    role_name: Annotated[str | None, _help("role to assume in member accounts")] = None
+    external_id: Annotated[str | None, _help("sts:ExternalId for the role")] = None
+    role_session_name: Annotated[str, _help("session name; {run_id} is filled in")] = (
+        "collector-{run_id}"
+    )
+    role_duration: Annotated[
+        int | None, _bounded(900, 43_200, "an integer"), _help("seconds; null: AWS's hour")
+    ] = None
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.org or self.ous or self.accounts or self.accounts_file)
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything one sweep needs; built once by the CLI and passed down in slices."""
@@ -284,7 +322,16 @@ class Settings:
         _help("least severe log event written"),
     ] = "info"
     progress: Annotated[bool | None, _help("live status line; null: when on a terminal")] = None
+    max_accounts_in_flight: Annotated[
+        int, _bounded(1, 256, "an integer"), _help("accounts swept side by side")
+    ] = 4
+    manifest: Annotated[str | None, _help("manifest path template ({run_id}, {date}, {shard})")] = (
+        None
+    )
+    shard: Annotated[str | None, _help("INDEX/COUNT of a sharded run (0-based)")] = None
+    run_id: Annotated[str | None, _help("run id shared by the shards of one run")] = None
     rates: Rates = field(default_factory=Rates)
+    org: OrgSettings = field(default_factory=OrgSettings)
     poll: PollSettings = field(default_factory=PollSettings)
     retry: RetrySettings = field(default_factory=RetrySettings)
     discovery: DiscoverySettings = field(default_factory=DiscoverySettings)
@@ -292,6 +339,7 @@ class Settings:
 
 SECTIONS: Mapping[str, type[Any]] = {
     "rates": Rates,
+    "org": OrgSettings,
     "poll": PollSettings,
     "retry": RetrySettings,
     "discovery": DiscoverySettings,

@@ -1,0 +1,307 @@
+"""An organisation's sweep: accounts listed and sharded, an account sweep each, a manifest last."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import anyio
+import anyio.to_thread
+import structlog
+from aiobotocore.session import AioSession
+from anyio.streams.memory import MemoryObjectReceiveStream
+from botocore.exceptions import BotoCoreError
+
+from collector.account import sweep_account
+from collector.accounts import Account, AccountListing, AccountSelection, list_accounts
+from collector.accounts import read_account_file as read_ids
+from collector.aws import CallStats, client_config
+from collector.credentials import AssumeRoleSettings, account_session, caller_account
+from collector.errors import AssumeRoleError, CollectorError, ConfigError, CredentialsError
+from collector.manifest import AccountEntry, AccountError, Manifest, unswept_entry, write_manifest
+from collector.models import Counters
+from collector.output import OutputTemplate
+from collector.settings import Settings
+from collector.shard import Shard
+from collector.sweep import Shutdown, start_pool
+
+log = structlog.get_logger()
+
+# Outcomes after which the run's exit code says "not everything is there" (1).
+INCOMPLETE = frozenset({"partial", "interrupted", "failed", "assume_role_denied"})
+
+
+@dataclass
+class OrgProgress:
+    """Live counts of the whole run, for one progress line over every account."""
+
+    accounts: int = 0
+    done: int = 0
+    in_flight: int = 0
+    sweeps: list[tuple[Counters, CallStats]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class OrgResult:
+    """What the CLI needs: the manifest and where it went (None when the run was stopped)."""
+
+    manifest: Manifest
+    path: Path | None
+
+    @property
+    def complete(self) -> bool:
+        return not any(entry.outcome in INCOMPLETE for entry in self.manifest.accounts)
+
+
+def check_org_settings(settings: Settings) -> None:
+    """What an organisation sweep needs, checked before any AWS call (ConfigError, exit 2)."""
+    template = OutputTemplate.parse(settings.output)
+    if template.is_stdout or not template.needs_account:
+        raise ConfigError(
+            f"output {settings.output!r} must contain {{account_id}} when more than one account "
+            "is swept (one file per account), e.g. out/{account_id}-{date}.jsonl"
+        )
+    if settings.org.role_name is None:
+        raise ConfigError(
+            "--role-name is required with --org, --ou or --accounts: the role collector "
+            "assumes in each member account (e.g. --role-name collector-audit)"
+        )
+    assume_settings(settings, "check")
+    selection(settings)  # ids, OU ids and the accounts file, read and checked now
+
+
+def assume_settings(settings: Settings, run_id: str) -> AssumeRoleSettings:
+    org = settings.org
+    return AssumeRoleSettings(
+        role_name=org.role_name or "",
+        external_id=org.external_id,
+        session_name=org.role_session_name,
+        duration_seconds=org.role_duration,
+        region=settings.region,
+        endpoint_url=settings.endpoint_url,
+    )
+
+
+def selection(settings: Settings) -> AccountSelection:
+    org = settings.org
+    accounts = org.accounts
+    if org.accounts_file is not None:
+        accounts = accounts + read_ids(Path(org.accounts_file))
+    return AccountSelection(
+        org=org.org,
+        ous=org.ous,
+        accounts=accounts,
+        include=frozenset(org.include_accounts),
+        exclude=frozenset(org.exclude_accounts),
+    )
+
+
+def manifest_path(settings: Settings, run_id: str, shard: Shard | None, now: datetime) -> Path:
+    """`--manifest` rendered, or manifest.json (manifest-{shard}.json) beside the account files."""
+    values = {
+        "run_id": run_id,
+        "date": now.astimezone(UTC).strftime("%Y-%m-%d"),
+        "shard": "" if shard is None else str(shard.index),
+    }
+    if settings.manifest is not None:
+        try:
+            return Path(settings.manifest.format(**values))
+        except (KeyError, ValueError, IndexError) as exc:
+            raise ConfigError(
+                f"manifest: {settings.manifest!r} can use only {{run_id}}, {{date}} and "
+                f"{{shard}} ({exc})"
+            ) from None
+    directory = Path(".")
+    for part in Path(settings.output).parent.parts:
+        if "{account_id}" in part:
+            break
+        directory /= part.format(**values, account_id="")
+    name = "manifest.json" if shard is None else f"manifest-{shard.index}.json"
+    return directory / name
+
+
+def _finished_output(
+    template: OutputTemplate, account_id: str, run_id: str
+) -> dict[str, Any] | None:
+    """The run line of this run's published file for the account, if one exists (resume)."""
+    part = template.resumable(account_id=account_id)
+    published = None if part is not None else template.published(account_id=account_id)
+    if published is None:
+        return None
+    opener: Callable[..., Any] = gzip.open if published.name.endswith(".gz") else open
+    try:
+        with opener(published, "rb") as handle:
+            last = b""
+            for last in handle:  # noqa: B007 - the last line is the run line
+                pass
+        record = json.loads(last)
+    except (OSError, ValueError, EOFError):
+        return None
+    if (
+        isinstance(record, dict)
+        and record.get("record") == "run"
+        and record.get("run_id") == run_id
+    ):
+        return record | {"output": str(published)}
+    return None
+
+
+class OrgSweep:
+    """Account sweeps side by side, at most `max_accounts_in_flight` at once, each with its own
+    credentials, token buckets and jobs-in-flight bound; failures stay per account."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        run_id: str,
+        shard: Shard | None,
+        shutdown: Shutdown,
+        progress: OrgProgress | None = None,
+        base: AioSession | None = None,
+    ) -> None:
+        self.settings = settings
+        self.run_id = run_id
+        self.shard = shard
+        self.shutdown = shutdown
+        self.progress = progress or OrgProgress()
+        self._base = base
+        self._template = OutputTemplate.parse(settings.output)
+        self._assume = assume_settings(settings, run_id)
+        self._entries: list[AccountEntry] = []
+
+    async def run(self) -> OrgResult:
+        started = datetime.now(UTC)
+        base = self._base or self._session()
+        caller = await caller_account(base, self._assume)
+        listing = await self._list(base)
+        if self.shard is not None:
+            listing = listing.select(self.shard.owns)
+        self._entries = [unswept_entry(a) for a in listing.not_swept]
+        self._entries += [unswept_entry(a, excluded=True) for a in listing.excluded]
+        todo = listing.to_sweep
+        self.progress.accounts = len(todo)
+        log.info(
+            "collector.org.started",
+            run_id=self.run_id,
+            organization_id=listing.organization_id,
+            accounts=len(todo),
+            not_swept=len(self._entries),
+            shard=str(self.shard) if self.shard else None,
+        )
+        send, receive = anyio.create_memory_object_stream[Account](0)
+        async with anyio.create_task_group() as group:
+            workers = min(self.settings.max_accounts_in_flight, max(len(todo), 1))
+            start_pool(group, "account", workers, self._worker(base, caller), receive)
+            async with send:
+                for account in todo:
+                    await send.send(account)
+        manifest = Manifest(
+            run_id=self.run_id,
+            organization_id=listing.organization_id,
+            started=started,
+            finished=datetime.now(UTC),
+            accounts=tuple(sorted(self._entries, key=lambda entry: entry.account_id)),
+            listed_accounts=listing.listed,
+            shard=self.shard,
+        )
+        if self.shutdown.requested:
+            return OrgResult(manifest, None)  # no manifest: the run is not over; --resume it
+        path = manifest_path(self.settings, self.run_id, self.shard, started)
+        await anyio.to_thread.run_sync(write_manifest, manifest, path)
+        log.info("collector.org.finished", manifest=str(path), outcomes=manifest.outcomes())
+        return OrgResult(manifest, path)
+
+    def _session(self) -> AioSession:
+        try:
+            return AioSession(profile=self.settings.profile)
+        except BotoCoreError as error:
+            raise CredentialsError(f"cannot load AWS credentials: {error}") from error
+
+    async def _list(self, base: AioSession) -> AccountListing:
+        chosen = selection(self.settings)
+        if chosen.accounts:
+            return await list_accounts(chosen, None)
+        async with base.create_client(
+            "organizations",
+            region_name=self.settings.region,
+            endpoint_url=self.settings.endpoint_url,
+            config=client_config(),
+        ) as client:
+            return await list_accounts(chosen, client)
+
+    def _worker(
+        self, base: AioSession, caller: str
+    ) -> Callable[[MemoryObjectReceiveStream[Account]], Any]:
+        async def work(receive: MemoryObjectReceiveStream[Account]) -> None:
+            async with receive:
+                async for account in receive:
+                    self.progress.in_flight += 1
+                    try:
+                        entry = await self._account(base, caller, account)
+                    finally:
+                        self.progress.in_flight -= 1
+                    self.progress.done += 1
+                    self._entries.append(entry)
+
+        return work
+
+    async def _account(self, base: AioSession, caller: str, account: Account) -> AccountEntry:
+        """One account's sweep, whatever happens to it, as its manifest entry."""
+        entry = AccountEntry(
+            account_id=account.id,
+            outcome="interrupted",
+            account_name=account.name,
+            state=account.state,
+            ou_path=account.path,
+        )
+        if self.shutdown.requested:
+            return entry  # never started: --resume will
+        if self.settings.resume:
+            done = await anyio.to_thread.run_sync(
+                _finished_output, self._template, account.id, self.run_id
+            )
+            if done is not None:
+                log.info("collector.org.account_already_done", account_id=account.id)
+                return replace(entry, outcome=done["status"], output=done["output"],
+                                records=done.get("records") or {})  # fmt: skip
+        try:
+            session = await account_session(
+                base, account.id, caller_account=caller, settings=self._assume, run_id=self.run_id
+            )
+        except AssumeRoleError as error:
+            log.warning("collector.org.assume_role_denied", account_id=account.id, code=error.code)
+            return replace(entry, outcome="assume_role_denied",
+                            error=AccountError(error.code, error.message))  # fmt: skip
+        counters, stats = Counters(), CallStats()
+        self.progress.sweeps.append((counters, stats))
+        try:
+            result = await sweep_account(
+                self.settings,
+                run_id=self.run_id,
+                shutdown=self.shutdown,
+                counters=counters,
+                stats=stats,
+                session=session,
+            )
+        except CollectorError as error:
+            code = getattr(error, "code", type(error).__name__)
+            log.warning("collector.org.account_failed", account_id=account.id, error=str(error))
+            return replace(entry, outcome="failed", error=AccountError(code, str(error)))
+        return replace(
+            entry,
+            outcome=result.status,
+            output=result.path or _part_of(self._template, account.id),
+            records=result.run["records"],
+        )
+
+
+def _part_of(template: OutputTemplate, account_id: str) -> str | None:
+    part = template.resumable(account_id=account_id)
+    return None if part is None else os.fspath(part)

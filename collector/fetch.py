@@ -1,7 +1,9 @@
 """Fetch stages: every service page of a completed job, then its entity pages, as records.
 
 Two stages, so a burst of group and policy reports (many entity calls each) queues as small
-`EntityWork` items instead of holding up polling and, through it, job generation.
+`EntityWork` items instead of holding up polling and, through it, job generation. Each item
+is one namespace of one report: the entity workers read a wide report's hundreds of
+namespaces side by side, paced by the bucket, instead of one after another.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from collector.models import (
     EntitiesMode,
     EntityWork,
     Record,
+    ReportProgress,
     entity_record,
     error_record,
     principal_record,
@@ -46,24 +49,26 @@ async def services(
     work: ObjectSendStream[EntityWork],
     records: ObjectSendStream[Record],
 ) -> None:
-    """Write each job's service rows; hand on what needs entity pages, or close the principal."""
+    """Write each job's service rows; hand on its namespaces, or close the principal."""
     async with receive, work, records:
         async for job in receive:
             found = await _services(env, job, records)
             if found is None:
                 env.counters.errors += 1
-            elif found.namespaces:
-                await work.send(found)
-            else:
+                continue
+            report, namespaces = found
+            if not namespaces:
                 await records.send(
-                    principal_record(env.run, job, found.services, found.accessed, 0)
+                    principal_record(env.run, job, report.services, report.accessed, 0)
                 )
                 env.counters.principals_done += 1
+            for namespace in namespaces:
+                await work.send(EntityWork(report, namespace))
 
 
 async def _services(
     env: StageEnv, job: CompletedJob, records: ObjectSendStream[Record]
-) -> EntityWork | None:
+) -> tuple[ReportProgress, list[str]] | None:
     """Every service page as records; None (after an error record) if a page kept failing."""
     count = accessed = 0
     namespaces: list[str] = []  # one report's namespaces needing entities: bounded by ~400
@@ -83,47 +88,46 @@ async def _services(
         )
         return None
     # The first page is written out: drop it, so queued work stays small.
-    return EntityWork(replace(job, first_page=None), tuple(namespaces), count, accessed)
+    report = ReportProgress(replace(job, first_page=None), count, accessed, len(namespaces))
+    return report, namespaces
 
 
 async def entities(
     env: StageEnv, receive: ObjectReceiveStream[EntityWork], records: ObjectSendStream[Record]
 ) -> None:
-    """Stream each namespace's entity pages; the `principal` line goes last, if all arrived."""
+    """Stream one namespace's entity pages at a time; the report's last one closes it."""
     async with receive, records:
         async for work in receive:
-            total = await _entities(env, work, records)
-            if total is None:
-                env.counters.errors += 1
-                continue
-            await records.send(
-                principal_record(env.run, work.job, work.services, work.accessed, total)
-            )
-            env.counters.principals_done += 1
-
-
-async def _entities(
-    env: StageEnv, work: EntityWork, records: ObjectSendStream[Record]
-) -> int | None:
-    """Entity rows written for one report; None (after an error record) if a page kept failing."""
-    job, total = work.job, 0
-    for namespace in work.namespaces:
-        try:
-            async for page in env.api.entity_pages(job.job_id, namespace):
-                for entity in page.get("EntityDetailsList", []):
-                    total += 1
-                    await records.send(entity_record(env.run, job, namespace, entity))
-        except AwsError as error:
-            await records.send(
-                error_record(
-                    env.run,
-                    job.principal,
-                    job.job_id,
-                    "entities",
-                    error.code,
-                    error.message,
-                    namespace,
+            report = work.report
+            if not report.failed:
+                await _namespace(env, work, records)
+            report.pending -= 1
+            if report.pending == 0 and not report.failed:
+                # Every other namespace's rows were sent before its worker counted down.
+                await records.send(
+                    principal_record(
+                        env.run, report.job, report.services, report.accessed, report.entities
+                    )
                 )
+                env.counters.principals_done += 1
+
+
+async def _namespace(env: StageEnv, work: EntityWork, records: ObjectSendStream[Record]) -> None:
+    """One namespace's entity rows; the report is marked failed (one error record) on failure."""
+    report, namespace = work.report, work.namespace
+    job = report.job
+    try:
+        async for page in env.api.entity_pages(job.job_id, namespace):
+            for entity in page.get("EntityDetailsList", []):
+                report.entities += 1
+                await records.send(entity_record(env.run, job, namespace, entity))
+    except AwsError as error:
+        if report.failed:
+            return
+        report.failed = True
+        env.counters.errors += 1
+        await records.send(
+            error_record(
+                env.run, job.principal, job.job_id, "entities", error.code, error.message, namespace
             )
-            return None
-    return total
+        )

@@ -82,14 +82,28 @@ class CompletedJob:
     polls: int = 1
 
 
-@dataclass(frozen=True, slots=True)
-class EntityWork:
-    """A report whose service rows are written and whose entity pages are still to read."""
+@dataclass(slots=True)
+class ReportProgress:
+    """A report whose service rows are written, counting down its namespaces' entity pages.
+
+    Shared by the namespace work items of one report, so entity workers read its namespaces
+    side by side; the worker that finishes the last one writes the `principal` line.
+    """
 
     job: CompletedJob  # without its first page, already written
-    namespaces: tuple[str, ...]
     services: int
     accessed: int
+    pending: int  # namespaces whose entity pages are not read yet
+    entities: int = 0
+    failed: bool = False  # a namespace's pages kept failing: no `principal` line
+
+
+@dataclass(frozen=True, slots=True)
+class EntityWork:
+    """One namespace of one report whose entities are still to read."""
+
+    report: ReportProgress
+    namespace: str
 
 
 def iso(value: datetime | None) -> str | None:

@@ -1,0 +1,150 @@
+"""Organisation sweeps through the CLI against an emulated organisation: files, manifest, resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from collector.emulator import Faults
+from collector.emulator.organization import OrgOptions
+from collector.emulator.orgserver import Organization, running_organization
+from tests.sweeping import assert_matches_truth, read_lines
+from tests.test_cli import COLLECTOR, FAST_ENV, cli, killed_on_failure, one_line_error
+
+ROLE = "collector-audit"
+
+
+@pytest.fixture(scope="module")
+def org() -> Iterator[Organization]:
+    """Six accounts: the management account, three to sweep, one without the role, one suspended."""
+    options = OrgOptions(
+        accounts=6, principals=40, seed=4, without_role=1, suspended=1,
+        faults=Faults(latency=0.1, rate_limits={"GenerateServiceLastAccessedDetails": 40}),
+    )  # fmt: skip
+    with running_organization(options) as organization:
+        yield organization
+
+
+def org_args(org: Organization, *extra: str) -> list[str]:
+    return [
+        "sweep", "--org", "--role-name", ROLE, "--endpoint-url", org.endpoint,
+        "--output", "out/{account_id}.jsonl", "--no-progress", *extra,
+    ]  # fmt: skip
+
+
+def manifest_of(cwd: Path) -> dict[str, Any]:
+    document: dict[str, Any] = json.loads((cwd / "out" / "manifest.json").read_text())
+    return document
+
+
+def expected_outcomes(org: Organization) -> dict[str, str]:
+    outcomes = {}
+    for account in org.accounts:
+        if account.state == "SUSPENDED":
+            outcomes[account.id] = "suspended"
+        elif not account.has_role and account.id != org.management_account_id:
+            outcomes[account.id] = "assume_role_denied"
+        else:
+            outcomes[account.id] = "complete"
+    return outcomes
+
+
+def assert_every_reachable_account_exact(org: Organization, cwd: Path) -> None:
+    for account_id, outcome in expected_outcomes(org).items():
+        path = cwd / "out" / f"{account_id}.jsonl"
+        if outcome == "complete":
+            assert_matches_truth(read_lines(path), org.ground_truth(account_id))
+        else:
+            assert not path.exists()
+
+
+def test_an_org_sweep_writes_each_account_and_a_manifest(org: Organization, tmp_path: Path) -> None:
+    """Every reachable account's file equals its ground truth; the manifest names every account
+    with its outcome (denied and suspended ones included); exit 1, as not all could be swept."""
+    proc = cli(*org_args(org), cwd=tmp_path, timeout=300)
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr
+    assert_every_reachable_account_exact(org, tmp_path)
+    manifest = manifest_of(tmp_path)
+    assert manifest["organization_id"] == org.organization_id
+    outcomes = {entry["account_id"]: entry["outcome"] for entry in manifest["accounts"]}
+    assert outcomes == expected_outcomes(org)
+    denied = next(e for e in manifest["accounts"] if e["outcome"] == "assume_role_denied")
+    assert denied["error"]["code"] == "AccessDenied" and "sts:AssumeRole" in denied["error"]["message"]
+    for entry in manifest["accounts"]:
+        if entry["outcome"] == "complete":
+            lines = read_lines(Path(entry["output"]) if Path(entry["output"]).is_absolute() else tmp_path / entry["output"])
+            assert entry["records"] == lines[-1]["records"]
+
+
+def test_sigterm_mid_org_sweep_then_resume_redoes_no_finished_account(
+    org: Organization, tmp_path: Path
+) -> None:
+    """SIGTERM while accounts are in flight, then --resume: the same files as an uninterrupted
+    run, and no account that had finished is swept again."""
+    proc = subprocess.Popen(
+        [COLLECTOR, *org_args(org, "--max-accounts-in-flight", "1")], cwd=tmp_path,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ | FAST_ENV,
+    )  # fmt: skip
+    out = tmp_path / "out"
+    with killed_on_failure(proc):
+        deadline = time.monotonic() + 120
+        while not (out.exists() and list(out.glob("*.jsonl")) and list(out.glob("*.part"))):
+            assert proc.poll() is None and time.monotonic() < deadline, "no account finished"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 143, stderr[-2000:]
+    assert not (out / "manifest.json").exists()  # the run is not over: no completion marker
+    finished = {path.name: path.stat().st_mtime_ns for path in out.glob("*.jsonl")}
+    resumed = cli(*org_args(org, "--resume"), cwd=tmp_path, timeout=300)
+    assert resumed.returncode == 1, resumed.stderr[-3000:]
+    assert_every_reachable_account_exact(org, tmp_path)
+    for name, mtime in finished.items():
+        assert (out / name).stat().st_mtime_ns == mtime, f"{name} was swept again"
+    assert not list(out.glob("*.part"))
+    outcomes = {e["account_id"]: e["outcome"] for e in manifest_of(tmp_path)["accounts"]}
+    assert outcomes == expected_outcomes(org)
+
+
+@pytest.mark.parametrize(
+    ("extra", "words"),
+    [
+        (["--output", "out/all.jsonl"], ["{account_id}"]),
+        (["--accounts", "12345"], ["12345"]),
+        (["--ou", "ou-nope"], ["ou-nope"]),
+        (["--shard", "3/3"], ["shard"]),
+    ],
+)
+def test_bad_org_input_is_exit_2_before_any_aws_call(
+    tmp_path: Path, extra: list[str], words: list[str]
+) -> None:
+    """No {account_id}, a malformed account or OU id, a shard out of range: one line, exit 2."""
+    base = ["sweep", "--role-name", ROLE, "--endpoint-url", "http://127.0.0.1:9"]
+    if "--accounts" not in extra and "--ou" not in extra:
+        base.append("--org")
+    if "--output" not in extra:
+        base += ["--output", "out/{account_id}.jsonl"]
+    one_line_error(cli(*base, *extra, cwd=tmp_path), 2, *words)
+
+
+def test_role_name_is_required(tmp_path: Path) -> None:
+    """--org without --role-name: one line naming the flag, exit 2."""
+    proc = cli("sweep", "--org", "--endpoint-url", "http://127.0.0.1:9", "--output", "o/{account_id}.jsonl", cwd=tmp_path)
+    one_line_error(proc, 2, "--role-name")
+
+
+def test_org_listing_denied_is_exit_3(tmp_path: Path) -> None:
+    """Credentials without Organizations access: one line, exit 3."""
+    options = OrgOptions(accounts=2, principals=5, seed=1, faults=Faults(access_denied=frozenset({"ListAccounts", "DescribeOrganization"})))
+    with running_organization(options) as denied:
+        proc = cli(*org_args(denied), cwd=tmp_path, timeout=120)
+    one_line_error(proc, 3, "organizations")

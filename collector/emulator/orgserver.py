@@ -220,9 +220,11 @@ def _serve(options: OrgOptions, layout: OrgLayout) -> Iterator[Organization]:
     organization = Organization(options, endpoint, layout, advisors, org_backend, seed_seconds)
     organization_holder.append(organization)
     log.info(
-        "collector.emulator.org_started endpoint=%s accounts=%d principals=%d seed=%d "
-        "seed_seconds=%.3f",
+        "collector.emulator.org_started endpoint=%s organization=%s management=%s accounts=%d "
+        "principals=%d seed=%d seed_seconds=%.3f",
         endpoint,
+        layout.organization_id,
+        layout.management_account_id,
         len(layout.accounts),
         options.principals,
         options.seed,

@@ -201,7 +201,8 @@ def plan(options: OrgOptions) -> OrgLayout:
             state = "PENDING_CLOSURE"
         else:
             state = "ACTIVE"
-        knobs = options.suspended + options.pending_closure + options.without_role
+        closed = options.suspended + options.pending_closure
+        knobs = closed + options.without_role
         name = f"{unit.name if unit is not root else 'shared'}-{index + 1:02d}"
         accounts.append(
             OrgAccount(
@@ -212,7 +213,8 @@ def plan(options: OrgOptions) -> OrgLayout:
                 parent_id=unit.id,
                 path=f"{unit.path}/{account_id}",
                 management=False,
-                audit_role=from_end > knobs,
+                # Closed accounts keep their role; their state is what denies.
+                audit_role=not closed < from_end <= knobs,
                 seed=_hash(seed, "account-seed", account_id) % 2**31,
             )
         )

@@ -28,6 +28,7 @@ class Caller:
     account_id: str
     arn: str  # arn:aws:iam::…:user/… or arn:aws:sts::…:assumed-role/ROLE/SESSION
     role_arn: str | None = None  # the IAM role behind an assumed-role session
+    access_key: str | None = None  # the session's access key id
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,6 +23,7 @@ from collector.emulator.stats import SERVED
 _ACCESS_KEY = re.compile(r"Credential=([A-Z0-9]+)/")
 # What a member account may call in Organizations; the rest is for the management account.
 _MEMBER_ORGANIZATIONS = frozenset({"DescribeOrganization", "LeaveOrganization"})
+_READS = frozenset({"GetServiceLastAccessedDetails", "GetServiceLastAccessedDetailsWithEntities"})
 _REASONS = {200: "OK", 400: "Bad Request", 403: "Forbidden", 404: "Not Found", 409: "Conflict"}
 
 
@@ -46,6 +47,7 @@ class OrgApp:
             account_id: app.advisor.backend for account_id, app in accounts.items()
         }
         self._sessions: dict[str, Caller] = {}  # access key id of an assumed role -> caller
+        self._job_owners: dict[str, str] = {}  # JobId -> access key of the session that made it
         self._lock = threading.Lock()
 
     def caller(self, environ: Mapping[str, Any]) -> Caller:
@@ -67,6 +69,8 @@ class OrgApp:
             params = _params(environ)
             if params.get("Action") in ORG_OPERATIONS:
                 return self._org_report(params, caller, start_response)
+            if caller.access_key is not None:
+                return self._session_iam(environ, params, caller, start_response)
             return self.accounts[caller.account_id](environ, start_response)
         if service == "sts" and environ.get("REQUEST_METHOD") == "POST":
             params = _params(environ)
@@ -108,6 +112,33 @@ class OrgApp:
         answer = self.reports.handle(operation, params)
         return _answer(start_response, answer.status, answer.body)
 
+    def _session_iam(
+        self,
+        environ: dict[str, Any],
+        params: Mapping[str, str],
+        caller: Caller,
+        start_response: Callable[..., Any],
+    ) -> Iterable[bytes]:
+        # A JobId can be read only by the session that created it (AWS: NoSuchEntity
+        # otherwise), so a collector must regenerate jobs after its credentials refresh.
+        operation = params.get("Action")
+        app = self.accounts[caller.account_id]
+        if operation in _READS:
+            job_id = params.get("JobId", "")
+            with self._lock:
+                owner = self._job_owners.get(job_id)
+            if owner is not None and owner != caller.access_key:
+                body = wire.error("NoSuchEntity", f"No report job found with the ID {job_id}.", 404)
+                return _answer(start_response, 404, body)
+        if operation != "GenerateServiceLastAccessedDetails":
+            return app(environ, start_response)
+        body = b"".join(app(environ, start_response))
+        found = re.search(rb"<JobId>([^<]+)</JobId>", body)
+        if found is not None and caller.access_key is not None:
+            with self._lock:
+                self._job_owners[found[1].decode()] = caller.access_key
+        return [body]
+
     def _assume_role(
         self,
         environ: dict[str, Any],
@@ -137,7 +168,7 @@ class OrgApp:
             return
         account_id = role_arn.split(":")[4]
         with self._lock:
-            self._sessions[key[1]] = Caller(account_id, arn[1], role_arn)
+            self._sessions[key[1]] = Caller(account_id, arn[1], role_arn, key[1])
 
 
 def _params(environ: dict[str, Any]) -> dict[str, str]:

@@ -273,3 +273,24 @@ def test_an_organisation_and_a_single_account_emulator_coexist() -> None:
         assert client(org, "sts").get_caller_identity()["Account"] == org.management_account_id
     with running_organization(OrgOptions(accounts=2, principals=5, seed=9)) as again:
         assert again.ground_truth(again.accounts[1].id)
+
+
+def test_a_job_is_readable_only_by_the_session_that_made_it(org: Organization) -> None:
+    """A second session of the same role (as after a credential refresh) gets NoSuchEntity for
+    the first session's JobId; the first session reads it, and a new job works for the second."""
+    member = _member(org)
+    first = client(org, "iam", assume(org, member, RoleSessionName="before-refresh"))
+    second = client(org, "iam", assume(org, member, RoleSessionName="after-refresh"))
+    arn = org.role_arn(member)
+    job_id = first.generate_service_last_accessed_details(Arn=arn)["JobId"]
+    status, error = raised(second.get_service_last_accessed_details, JobId=job_id)
+    assert (status, error["Code"]) == (404, "NoSuchEntity")
+    status, error = raised(
+        second.get_service_last_accessed_details_with_entities,
+        JobId=job_id,
+        ServiceNamespace="iam",
+    )
+    assert (status, error["Code"]) == (404, "NoSuchEntity")
+    assert first.get_service_last_accessed_details(JobId=job_id)["JobStatus"] == "COMPLETED"
+    again = second.generate_service_last_accessed_details(Arn=arn)["JobId"]
+    assert second.get_service_last_accessed_details(JobId=again)["JobStatus"] == "COMPLETED"

@@ -42,6 +42,38 @@ from collector.models import EntitiesMode
 log = logging.getLogger("collector.emulator")
 
 
+class ReportSource:
+    """Builds organizations access reports from the live state: the SCPs in moto's
+    Organizations and each account's usage (cached until that account's IAM changes)."""
+
+    def __init__(
+        self, layout: OrgLayout, advisors: dict[str, AccessAdvisor], org_backend: Any
+    ) -> None:
+        self.layout = layout
+        self.advisors = advisors
+        self.org_backend = org_backend
+        self._usage: dict[str, tuple[object, dict[str, Access]]] = {}
+        self._lock = threading.Lock()
+
+    def usage(self, account_id: str) -> dict[str, Access]:
+        """An account's last use of each namespace."""
+        advisor = self.advisors[account_id]
+        directory = advisor.directory()
+        with self._lock:
+            cached = self._usage.get(account_id)
+            if cached is not None and cached[0] is directory:
+                return cached[1]
+        usage = account_usage(directory, advisor.activity)
+        with self._lock:
+            self._usage[account_id] = (directory, usage)
+        return usage
+
+    def report(self, entity_path: str, policy_id: str | None = None) -> OrgReport:
+        """The report of an entity path; raises BadEntityPath or UnknownPolicy."""
+        scps = Scps.read(self.org_backend)
+        return build_org_report(self.layout, scps, self.usage, entity_path, policy_id)
+
+
 class Organization:
     """A running organisation: where it listens, its layout, and what correct sweeps output."""
 
@@ -51,7 +83,7 @@ class Organization:
         endpoint: str,
         layout: OrgLayout,
         advisors: dict[str, AccessAdvisor],
-        org_backend: Any,
+        reports: ReportSource,
         seed_seconds: float,
     ) -> None:
         self.options = options
@@ -64,9 +96,7 @@ class Organization:
         self.units = layout.units
         self.seed_seconds = seed_seconds
         self._advisors = advisors
-        self._org_backend = org_backend
-        self._usage: dict[str, tuple[object, dict[str, Access]]] = {}
-        self._usage_lock = threading.Lock()
+        self._reports = reports
 
     def account(self, account_id: str) -> OrgAccount:
         """The account with this id; raises KeyError."""
@@ -98,23 +128,9 @@ class Organization:
             aws_managed_policies=aws_managed_policies,
         )
 
-    def usage(self, account_id: str) -> dict[str, Access]:
-        """An account's last use of each namespace (cached until its IAM changes)."""
-        advisor = self._advisors[account_id]
-        directory = advisor.directory()
-        with self._usage_lock:
-            cached = self._usage.get(account_id)
-            if cached is not None and cached[0] is directory:
-                return cached[1]
-        usage = account_usage(directory, advisor.activity)
-        with self._usage_lock:
-            self._usage[account_id] = (directory, usage)
-        return usage
-
     def org_report(self, entity_path: str, policy_id: str | None = None) -> OrgReport:
         """The organizations access report of an entity path, as the server computes it."""
-        scps = Scps.read(self._org_backend)
-        return build_org_report(self.layout, scps, self.usage, entity_path, policy_id)
+        return self._reports.report(entity_path, policy_id)
 
     def org_access_truth(self, entity_path: str, policy_id: str | None = None) -> dict[str, Any]:
         """What GetOrganizationsAccessReport must answer for an entity path, as plain data."""
@@ -191,14 +207,10 @@ def _serve(options: OrgOptions, layout: OrgLayout) -> Iterator[Organization]:
         apps[account.id] = EmulatorApp(moto_app, advisors[account.id], injector, account.id)
     org_backend = write_organization(layout, options)
     seed_seconds = time.perf_counter() - started
-    organization_holder: list[Organization] = []
-
-    def build(path: str, policy_id: str | None) -> OrgReport:
-        return organization_holder[0].org_report(path, policy_id)
-
+    source = ReportSource(layout, advisors, org_backend)
     management = apps[layout.management_account_id]
     reports = OrgAccessReports(
-        build,
+        source.report,
         management.injector,
         options.seed,
         options.report_latency,
@@ -217,8 +229,7 @@ def _serve(options: OrgOptions, layout: OrgLayout) -> Iterator[Organization]:
     )
     thread.start()
     endpoint = f"http://{HOST}:{server.server_port}"
-    organization = Organization(options, endpoint, layout, advisors, org_backend, seed_seconds)
-    organization_holder.append(organization)
+    organization = Organization(options, endpoint, layout, advisors, source, seed_seconds)
     log.info(
         "collector.emulator.org_started endpoint=%s organization=%s management=%s accounts=%d "
         "principals=%d seed=%d seed_seconds=%.3f",

@@ -6,7 +6,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
 from moto.iam.models import IAMBackend
 from moto.organizations.models import (
@@ -258,26 +258,36 @@ def _policy(org: FakeOrganization, policy_id: str, name: str, statement: object)
     return policy
 
 
-def _fake_account(org: FakeOrganization, account: OrgAccount, joined: datetime) -> FakeAccount:
-    # moto's constructor draws a random id and creates a role in that random
-    # account's IAM; the organisation needs neither, so the fields are set here.
-    fake: Any = FakeAccount.__new__(FakeAccount)
-    fake.type = "ACCOUNT"
-    fake.region = org.region
-    fake.organization_id = org.id
-    fake.master_account_id = org.master_account_id
-    fake.create_account_status_id = "car-" + account.id[-8:]
-    fake.id = account.id
-    fake.name = account.name
-    fake.email = account.email
-    fake.create_time = joined
-    fake.status = account.state
-    fake.state = account.state
-    fake.joined_method = "INVITED" if account.management else "CREATED"
-    fake.parent_id = account.parent_id
-    fake.attached_policies = []
-    fake.tags = {}
-    return cast(FakeAccount, fake)
+class _Account(FakeAccount):
+    """An account as Organizations describes it since 2026-09-09: `State`, `Paths`, and no
+    `Status` (retired that day)."""
+
+    def __init__(self, org: FakeOrganization, account: OrgAccount, joined: datetime) -> None:
+        # moto's constructor draws a random id and creates a role in that random
+        # account's IAM; the organisation needs neither, so the fields are set here.
+        self.type = "ACCOUNT"
+        self.region = org.region
+        self.organization_id = org.id
+        self.master_account_id = org.master_account_id
+        self.create_account_status_id = "car-" + account.id[-8:]
+        self.id = account.id
+        self.name = account.name
+        self.email = account.email
+        self.create_time = joined
+        self.status = account.state
+        self.state = account.state
+        self.joined_method = "INVITED" if account.management else "CREATED"
+        self.parent_id = account.parent_id
+        self.attached_policies = []
+        self.tags = {}
+        self.path = account.path
+
+    def describe(self) -> dict[str, Any]:
+        described = super().describe()
+        del described["Status"]
+        # Organizations writes paths with a trailing slash (the model's `Path` pattern).
+        described["Paths"] = [self.path + "/"]
+        return described
 
 
 def write_organization(layout: OrgLayout, options: OrgOptions) -> OrganizationsBackend:
@@ -308,7 +318,7 @@ def write_organization(layout: OrgLayout, options: OrgOptions) -> OrganizationsB
         ou.id = unit.id
         backend.ou.append(ou)
     for index, account in enumerate(layout.accounts):
-        backend.accounts.append(_fake_account(org, account, _JOINED + timedelta(days=index)))
+        backend.accounts.append(_Account(org, account, _JOINED + timedelta(days=index)))
         if not account.management:
             organizations_backends.master_accounts[account.id] = (management, PARTITION)
     # AWS attaches FullAWSAccess to every root, OU and account; SCPs are evaluated per level.

@@ -78,7 +78,10 @@ class OrgApp:
                 return self._assume_role(environ, params, caller, start_response)
         if service == "organizations":
             operation = environ.get("HTTP_X_AMZ_TARGET", "").rpartition(".")[2]
-            if caller.account_id != self.management and operation not in _MEMBER_ORGANIZATIONS:
+            member = caller.account_id != self.management
+            # --access-denied names Organizations operations too (for the management caller).
+            denied = operation in self.accounts[self.management].injector.faults.access_denied
+            if (member and operation not in _MEMBER_ORGANIZATIONS) or denied:
                 body = json.dumps(
                     {
                         "__type": "AccessDeniedException",

@@ -12,6 +12,7 @@ import pytest
 
 from collector.emulator import (
     EmulatorOptions,
+    Faults,
     Organization,
     OrgOptions,
     running_emulator,
@@ -72,6 +73,15 @@ def test_list_accounts_matches_the_layout(org: Organization) -> None:
         (a.id, a.name, a.email, a.state) for a in org.accounts
     ]
     assert [a.state for a in org.accounts].count("SUSPENDED") == 1
+    # Status was retired on 2026-09-09: State only, plus the account's Paths.
+    assert all("Status" not in a for a in listed)
+    assert [a["Paths"] for a in listed] == [[f"{a.path}/"] for a in org.accounts]
+    suspended = next(a for a in org.accounts if a.state == "SUSPENDED")
+    described = organizations.describe_account(AccountId=suspended.id)["Account"]
+    assert described["State"] == "SUSPENDED" and "Status" not in described
+    under = organizations.list_accounts_for_parent(ParentId=suspended.parent_id)["Accounts"]
+    assert suspended.id in {a["Id"] for a in under}
+    assert all("Status" not in a and a["State"] for a in under)
     described = organizations.describe_organization()["Organization"]
     assert described["Id"] == org.organization_id
     assert described["MasterAccountId"] == org.management_account_id
@@ -294,3 +304,12 @@ def test_a_job_is_readable_only_by_the_session_that_made_it(org: Organization) -
     assert first.get_service_last_accessed_details(JobId=job_id)["JobStatus"] == "COMPLETED"
     again = second.generate_service_last_accessed_details(Arn=arn)["JobId"]
     assert second.get_service_last_accessed_details(JobId=again)["JobStatus"] == "COMPLETED"
+
+
+def test_access_denied_knob_covers_organizations_operations(org_with: OrgFactory) -> None:
+    """`access_denied={"ListAccounts"}`: the management caller cannot list the organisation."""
+    with org_with(accounts=2, faults=Faults(access_denied=frozenset({"ListAccounts"}))) as org:
+        organizations = client(org, "organizations")
+        status, error = raised(organizations.list_accounts)
+        assert (status, error["Code"]) == (400, "AccessDeniedException")
+        assert organizations.list_roots()["Roots"][0]["Id"] == org.root_id

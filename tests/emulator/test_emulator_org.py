@@ -5,10 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
+from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
+from aiobotocore.credentials import AioRefreshableCredentials
+from aiobotocore.session import AioSession
 
 from collector.emulator import (
     EmulatorOptions,
@@ -313,3 +316,37 @@ def test_access_denied_knob_covers_organizations_operations(org_with: OrgFactory
         status, error = raised(organizations.list_accounts)
         assert (status, error["Code"]) == (400, "AccessDeniedException")
         assert organizations.list_roots()["Roots"][0]["Id"] == org.root_id
+
+
+async def test_aiobotocore_refreshable_credentials_from_a_role_profile(
+    org_with: OrgFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A config profile with role_arn + source_profile + external_id (AWS_ENDPOINT_URL pointing
+    at the emulator) gives aiobotocore refreshable credentials of the member account."""
+    with org_with(accounts=2, external_id="ext-42") as org:
+        member = org.accounts[1].id
+        (tmp_path / "org-config").write_text(
+            "[default]\nregion = us-east-1\n"
+            f"[profile member]\nrole_arn = {org.role_arn(member)}\nsource_profile = default\n"
+            "external_id = ext-42\nrole_session_name = collector-run\nduration_seconds = 900\n"
+        )
+        (tmp_path / "org-credentials").write_text(
+            "[default]\naws_access_key_id = testing\naws_secret_access_key = testing\n"
+        )
+        monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+        monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+        monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "org-config"))
+        monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "org-credentials"))
+        monkeypatch.setenv("AWS_ENDPOINT_URL", org.endpoint)
+        session = AioSession(profile="member")
+        with anyio.fail_after(30):
+            credentials = await session.get_credentials()
+            assert isinstance(credentials, AioRefreshableCredentials)
+            async with session.create_client("sts", region_name="us-east-1") as sts:
+                identity = await sts.get_caller_identity()
+            async with session.create_client("iam", region_name="us-east-1") as iam:
+                roles = await iam.list_roles(MaxItems=1000)
+        assert (
+            identity["Arn"] == f"arn:aws:sts::{member}:assumed-role/collector-audit/collector-run"
+        )
+        assert org.role_arn(member) in {role["Arn"] for role in roles["Roles"]}

@@ -1,5 +1,4 @@
-"""sts:AssumeRole as AWS enforces it: the role must exist, trust the caller, and get its
-external id, and the account must be ACTIVE. moto grants any ARN; this decides first."""
+"""sts:AssumeRole as AWS enforces it (moto grants any ARN): role, trust, external id, state."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""GenerateOrganizationsAccessReport and GetOrganizationsAccessReport: validation, jobs
-(one in progress per account), pages, sort keys and their IAM query XML."""
+"""The two organizations access report operations: validation, jobs, pages, sorting, XML."""
 
 from __future__ import annotations
 

@@ -1,6 +1,4 @@
-"""The WSGI router of an emulated organisation: finds the caller's account from the access
-key, enforces AssumeRole and management-only calls, and hands each request to the right
-account's emulator app (or to moto under the right account)."""
+"""The organisation's WSGI router: the caller's account from its access key, enforcement."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""One Organizations access report: the services SCPs allow an entity and when its accounts
-last used each. Both the HTTP operations and the ground truth build reports here."""
+"""One organizations access report: the services SCPs allow an entity, and their last use."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""The emulated organisation: its layout in Organizations, AssumeRole as AWS enforces it, and
-requests signed by an assumed role served by that member account."""
+"""The emulated organisation: its layout, AssumeRole as AWS enforces it, per-account serving."""
 
 from __future__ import annotations
 

@@ -1,6 +1,4 @@
-"""GenerateOrganizationsAccessReport / GetOrganizationsAccessReport against the emulated
-organisation: model shapes, validation, the one-job limit, FAILED jobs, paging, sorting, and
-results equal to the emulator's ground truth."""
+"""The organizations access report operations against the emulated organisation."""
 
 from __future__ import annotations
 

@@ -21,6 +21,9 @@ from collector.emulator.stats import SERVED
 _ACCESS_KEY = re.compile(r"Credential=([A-Z0-9]+)/")
 # What a member account may call in Organizations; the rest is for the management account.
 _MEMBER_ORGANIZATIONS = frozenset({"DescribeOrganization", "LeaveOrganization"})
+# Organizations pages accounts by 20 at most (the model's MaxResults); moto by 100.
+_PAGED_ACCOUNTS = frozenset({"ListAccounts", "ListAccountsForParent"})
+_ACCOUNTS_PAGE = 20
 _READS = frozenset({"GetServiceLastAccessedDetails", "GetServiceLastAccessedDetailsWithEntities"})
 _REASONS = {200: "OK", 400: "Bad Request", 403: "Forbidden", 404: "Not Found", 409: "Conflict"}
 
@@ -87,6 +90,8 @@ class OrgApp:
                     }
                 ).encode()
                 return _answer(start_response, 400, body, "application/x-amz-json-1.1")
+            if operation in _PAGED_ACCOUNTS:
+                _default_page_size(environ)
             # moto keeps the organisation with the management account's backend.
             environ["HTTP_X_MOTO_ACCOUNT_ID"] = self.management
             return self.moto_app(environ, start_response)
@@ -182,6 +187,24 @@ def _params(environ: dict[str, Any]) -> dict[str, str]:
     environ["wsgi.input"] = io.BytesIO(body)
     environ["CONTENT_LENGTH"] = str(len(body))
     return dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+
+
+def _default_page_size(environ: dict[str, Any]) -> None:
+    """Give a ListAccounts call without MaxResults AWS's page size instead of moto's."""
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = 0
+    raw: bytes = environ["wsgi.input"].read(length) if length > 0 else b""
+    try:
+        request = json.loads(raw or b"{}")
+    except ValueError:
+        request = None
+    if isinstance(request, dict) and "MaxResults" not in request:
+        request["MaxResults"] = _ACCOUNTS_PAGE
+        raw = json.dumps(request).encode()
+    environ["wsgi.input"] = io.BytesIO(raw)
+    environ["CONTENT_LENGTH"] = str(len(raw))
 
 
 def _answer(

@@ -349,3 +349,17 @@ async def test_aiobotocore_refreshable_credentials_from_a_role_profile(
             identity["Arn"] == f"arn:aws:sts::{member}:assumed-role/collector-audit/collector-run"
         )
         assert org.role_arn(member) in {role["Arn"] for role in roles["Roles"]}
+
+
+def test_list_accounts_pages_by_twenty_by_default(org_with: OrgFactory) -> None:
+    """Without MaxResults, ListAccounts answers 20 accounts and a NextToken, as AWS does."""
+    with org_with(accounts=25, principals=2) as org:
+        organizations = client(org, "organizations")
+        first = organizations.list_accounts()
+        assert len(first["Accounts"]) == 20 and first["NextToken"]
+        pages = list(organizations.get_paginator("list_accounts").paginate())
+        assert [len(page["Accounts"]) for page in pages] == [20, 5]
+        listed = [a["Id"] for page in pages for a in page["Accounts"]]
+        assert listed == [a.id for a in org.accounts]
+        under_root = organizations.list_accounts_for_parent(ParentId=org.root_id)
+        assert len(under_root["Accounts"]) <= 20

@@ -10,6 +10,8 @@ import threading
 from types import FrameType
 
 from collector.emulator.faults import Faults, LogNormal
+from collector.emulator.orgcommand import add_org_arguments, org_options_from
+from collector.emulator.orgserver import running_organization
 from collector.emulator.server import EmulatorOptions, running_emulator
 
 
@@ -135,6 +137,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="IAM operation answering AccessDenied (403); repeatable, "
         "e.g. --access-denied ListUsers",
     )
+    add_org_arguments(parser)
 
 
 def options_from(args: argparse.Namespace) -> EmulatorOptions:
@@ -161,6 +164,7 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(message)s")
     try:
         options = options_from(args)
+        org = org_options_from(args, options)
     except ValueError as exc:
         print(f"collector emulate: {exc}", file=sys.stderr)
         return 2
@@ -172,7 +176,8 @@ def run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGTERM, _stop)
     try:
-        with running_emulator(options) as emulator:
+        serving = running_organization(org) if org else running_emulator(options)
+        with serving as emulator:
             print(emulator.endpoint, flush=True)
             while not stop.wait(0.5):
                 pass

@@ -1,0 +1,220 @@
+"""The organisation's WSGI router: the caller's account from its access key, enforcement."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+from urllib.parse import parse_qsl
+
+from moto.iam.models import IAMBackend
+
+from collector.emulator import wire
+from collector.emulator.app import EmulatorApp, WSGIApp, signing_service
+from collector.emulator.assume import Caller, Denial, check_assume_role
+from collector.emulator.orgaccess import ORG_OPERATIONS, OrgAccessReports
+from collector.emulator.stats import SERVED
+
+_ACCESS_KEY = re.compile(r"Credential=([A-Z0-9]+)/")
+# What a member account may call in Organizations; the rest is for the management account.
+_MEMBER_ORGANIZATIONS = frozenset({"DescribeOrganization", "LeaveOrganization"})
+# Organizations pages accounts by 20 at most (the model's MaxResults); moto by 100.
+_PAGED_ACCOUNTS = frozenset({"ListAccounts", "ListAccountsForParent"})
+_ACCOUNTS_PAGE = 20
+_READS = frozenset({"GetServiceLastAccessedDetails", "GetServiceLastAccessedDetailsWithEntities"})
+_REASONS = {200: "OK", 400: "Bad Request", 403: "Forbidden", 404: "Not Found", 409: "Conflict"}
+
+
+class OrgApp:
+    """Routes every request of an organisation to its caller's account."""
+
+    def __init__(
+        self,
+        moto_app: WSGIApp,
+        accounts: Mapping[str, EmulatorApp],
+        management_account_id: str,
+        states: Mapping[str, str],
+        reports: OrgAccessReports,
+    ) -> None:
+        self.moto_app = moto_app
+        self.accounts = accounts
+        self.management = management_account_id
+        self.states = states
+        self.reports = reports
+        self.backends: dict[str, IAMBackend] = {
+            account_id: app.advisor.backend for account_id, app in accounts.items()
+        }
+        self._sessions: dict[str, Caller] = {}  # access key id of an assumed role -> caller
+        self._job_owners: dict[str, str] = {}  # JobId -> access key of the session that made it
+        self._lock = threading.Lock()
+
+    def caller(self, environ: Mapping[str, Any]) -> Caller:
+        """The signer: an assumed-role session we issued, else the management account."""
+        found = _ACCESS_KEY.search(environ.get("HTTP_AUTHORIZATION", ""))
+        if found is not None:
+            with self._lock:
+                session = self._sessions.get(found[1])
+            if session is not None:
+                return session
+        return Caller(self.management, f"arn:aws:iam::{self.management}:user/collector")
+
+    def __call__(
+        self, environ: dict[str, Any], start_response: Callable[..., Any]
+    ) -> Iterable[bytes]:
+        caller = self.caller(environ)
+        service = signing_service(environ)
+        if service == "iam" and environ.get("REQUEST_METHOD") == "POST":
+            params = _params(environ)
+            if params.get("Action") in ORG_OPERATIONS:
+                return self._org_report(params, caller, start_response)
+            if caller.access_key is not None:
+                return self._session_iam(environ, params, caller, start_response)
+            return self.accounts[caller.account_id](environ, start_response)
+        if service == "sts" and environ.get("REQUEST_METHOD") == "POST":
+            params = _params(environ)
+            if params.get("Action") == "AssumeRole":
+                return self._assume_role(environ, params, caller, start_response)
+        if service == "organizations":
+            operation = environ.get("HTTP_X_AMZ_TARGET", "").rpartition(".")[2]
+            member = caller.account_id != self.management
+            # --access-denied names Organizations operations too (for the management caller).
+            denied = operation in self.accounts[self.management].injector.faults.access_denied
+            if (member and operation not in _MEMBER_ORGANIZATIONS) or denied:
+                body = json.dumps(
+                    {
+                        "__type": "AccessDeniedException",
+                        "Message": "You don't have permissions to access this resource.",
+                    }
+                ).encode()
+                return _answer(start_response, 400, body, "application/x-amz-json-1.1")
+            if operation in _PAGED_ACCOUNTS:
+                _default_page_size(environ)
+            # moto keeps the organisation with the management account's backend.
+            environ["HTTP_X_MOTO_ACCOUNT_ID"] = self.management
+            return self.moto_app(environ, start_response)
+        environ["HTTP_X_MOTO_ACCOUNT_ID"] = caller.account_id
+        return self.moto_app(environ, start_response)
+
+    def _org_report(
+        self, params: Mapping[str, str], caller: Caller, start_response: Callable[..., Any]
+    ) -> list[bytes]:
+        operation = params["Action"]
+        management = self.accounts[self.management]
+        if caller.account_id != self.management:
+            message = (
+                f"User: {caller.arn} is not authorized to perform: iam:{operation}: "
+                "only the management account of the organization may call it"
+            )
+            return _answer(start_response, 403, wire.error("AccessDenied", message, 403))
+        refusal = management.injector.refusal(operation, caller.arn)
+        if management.stats is not None:
+            management.stats.record(operation, SERVED if refusal is None else refusal.code)
+        if refusal is not None:
+            body = wire.error(refusal.code, refusal.message, refusal.status)
+            return _answer(start_response, refusal.status, body)
+        answer = self.reports.handle(operation, params)
+        return _answer(start_response, answer.status, answer.body)
+
+    def _session_iam(
+        self,
+        environ: dict[str, Any],
+        params: Mapping[str, str],
+        caller: Caller,
+        start_response: Callable[..., Any],
+    ) -> Iterable[bytes]:
+        # A JobId can be read only by the session that created it (AWS: NoSuchEntity
+        # otherwise), so a collector must regenerate jobs after its credentials refresh.
+        operation = params.get("Action")
+        app = self.accounts[caller.account_id]
+        if operation in _READS:
+            job_id = params.get("JobId", "")
+            with self._lock:
+                owner = self._job_owners.get(job_id)
+            if owner is not None and owner != caller.access_key:
+                body = wire.error("NoSuchEntity", f"No report job found with the ID {job_id}.", 404)
+                return _answer(start_response, 404, body)
+        if operation != "GenerateServiceLastAccessedDetails":
+            return app(environ, start_response)
+        body = b"".join(app(environ, start_response))
+        found = re.search(rb"<JobId>([^<]+)</JobId>", body)
+        if found is not None and caller.access_key is not None:
+            with self._lock:
+                self._job_owners[found[1].decode()] = caller.access_key
+        return [body]
+
+    def _assume_role(
+        self,
+        environ: dict[str, Any],
+        params: Mapping[str, str],
+        caller: Caller,
+        start_response: Callable[..., Any],
+    ) -> Iterable[bytes]:
+        denial: Denial | None = check_assume_role(params, caller, self.backends, self.states)
+        if denial is not None:
+            return _answer(start_response, denial.status, denial.body())
+        environ["HTTP_X_MOTO_ACCOUNT_ID"] = caller.account_id
+        captured: dict[str, Any] = {}
+
+        def capture(status: str, headers: list[tuple[str, str]], *rest: Any) -> Any:
+            captured["status"] = status
+            return start_response(status, headers, *rest)
+
+        body = b"".join(self.moto_app(environ, capture))
+        if str(captured.get("status", "")).startswith("200"):
+            self._remember(body.decode("utf-8", "replace"), params["RoleArn"])
+        return [body]
+
+    def _remember(self, document: str, role_arn: str) -> None:
+        key = re.search(r"<AccessKeyId>([^<]+)</AccessKeyId>", document)
+        arn = re.search(r"<AssumedRoleUser>.*?<Arn>([^<]+)</Arn>", document, re.S)
+        if key is None or arn is None:
+            return
+        account_id = role_arn.split(":")[4]
+        with self._lock:
+            self._sessions[key[1]] = Caller(account_id, arn[1], role_arn, key[1])
+
+
+def _params(environ: dict[str, Any]) -> dict[str, str]:
+    """The form parameters of a query-protocol POST; the body stays readable downstream."""
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = 0
+    body: bytes = environ["wsgi.input"].read(length) if length > 0 else b""
+    environ["wsgi.input"] = io.BytesIO(body)
+    environ["CONTENT_LENGTH"] = str(len(body))
+    return dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+
+
+def _default_page_size(environ: dict[str, Any]) -> None:
+    """Give a ListAccounts call without MaxResults AWS's page size instead of moto's."""
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = 0
+    raw: bytes = environ["wsgi.input"].read(length) if length > 0 else b""
+    try:
+        request = json.loads(raw or b"{}")
+    except ValueError:
+        request = None
+    if isinstance(request, dict) and "MaxResults" not in request:
+        request["MaxResults"] = _ACCOUNTS_PAGE
+        raw = json.dumps(request).encode()
+    environ["wsgi.input"] = io.BytesIO(raw)
+    environ["CONTENT_LENGTH"] = str(len(raw))
+
+
+def _answer(
+    start_response: Callable[..., Any],
+    status: int,
+    body: bytes,
+    content_type: str = "text/xml",
+) -> list[bytes]:
+    start_response(
+        f"{status} {_REASONS.get(status, 'Error')}",
+        [("Content-Type", content_type), ("Content-Length", str(len(body)))],
+    )
+    return [body]

@@ -1,0 +1,142 @@
+"""The organisation options of `collector emulate` (`--accounts N` and its knobs)."""
+
+from __future__ import annotations
+
+import argparse
+
+from collector.emulator.organization import OrgOptions
+from collector.emulator.server import EmulatorOptions
+
+# Options that mean nothing without --accounts, with their defaults.
+_ORG_ONLY: dict[str, object] = {
+    "audit_role": "collector-audit",
+    "external_id": None,
+    "suspended": 0,
+    "pending_closure": 0,
+    "without_role": 0,
+    "scp_deny": [],
+    "report_latency": 0.0,
+    "report_failed_share": 0.0,
+}
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a count >= 0, got {text!r}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected seconds >= 0, got {text!r}")
+    return value
+
+
+def _share(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a share within 0..1, got {text!r}")
+    return value
+
+
+def add_org_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options that turn the emulator into an AWS Organization."""
+    org = parser.add_argument_group("organisation (with --accounts)")
+    org.add_argument(
+        "--accounts",
+        type=_count,
+        default=0,
+        metavar="N",
+        help="serve an organisation of N accounts, the management account included "
+        "(each seeded with --principals principals); 0 = one account (default)",
+    )
+    org.add_argument(
+        "--audit-role",
+        default=_ORG_ONLY["audit_role"],
+        metavar="NAME",
+        help="role in every member account that trusts the management account "
+        "(default collector-audit)",
+    )
+    org.add_argument(
+        "--external-id",
+        default=None,
+        metavar="ID",
+        help="the audit role's trust demands this sts:ExternalId",
+    )
+    org.add_argument(
+        "--suspended", type=_count, default=0, metavar="N", help="member accounts SUSPENDED"
+    )
+    org.add_argument(
+        "--pending-closure",
+        type=_count,
+        default=0,
+        metavar="N",
+        help="member accounts PENDING_CLOSURE",
+    )
+    org.add_argument(
+        "--without-role",
+        type=_count,
+        default=0,
+        metavar="N",
+        help="member accounts without the audit role",
+    )
+    org.add_argument(
+        "--scp-deny",
+        action="append",
+        default=[],
+        metavar="NAMESPACE",
+        help="service an SCP on the `sandbox` OU denies; repeatable",
+    )
+    org.add_argument(
+        "--report-latency",
+        type=_seconds,
+        default=0.0,
+        metavar="SECONDS",
+        help="how long an organizations access report stays IN_PROGRESS (default 0)",
+    )
+    org.add_argument(
+        "--report-failed-share",
+        type=_share,
+        default=0.0,
+        metavar="SHARE",
+        help="share of entity paths whose organizations access reports end FAILED",
+    )
+
+
+def org_options_from(args: argparse.Namespace, base: EmulatorOptions) -> OrgOptions | None:
+    """The organisation to serve, or None without --accounts; raises ValueError."""
+    if not getattr(args, "accounts", 0):
+        given = [
+            "--" + name.replace("_", "-")
+            for name, default in _ORG_ONLY.items()
+            if getattr(args, name, default) != default
+        ]
+        if given:
+            raise ValueError(f"{', '.join(given)} needs --accounts N")
+        return None
+    return OrgOptions(
+        accounts=args.accounts,
+        principals=base.principals,
+        seed=base.seed,
+        faults=base.faults,
+        port=base.port,
+        audit_role=args.audit_role,
+        external_id=args.external_id,
+        suspended=args.suspended,
+        pending_closure=args.pending_closure,
+        without_role=args.without_role,
+        scp_denied=tuple(args.scp_deny),
+        report_latency=args.report_latency,
+        report_failed_share=args.report_failed_share,
+    )

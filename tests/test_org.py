@@ -50,7 +50,7 @@ def expected_outcomes(org: Organization) -> dict[str, str]:
     for account in org.accounts:
         if account.state == "SUSPENDED":
             outcomes[account.id] = "suspended"
-        elif not account.has_role and account.id != org.management_account_id:
+        elif not account.audit_role and not account.management:
             outcomes[account.id] = "assume_role_denied"
         else:
             outcomes[account.id] = "complete"
@@ -78,10 +78,16 @@ def test_an_org_sweep_writes_each_account_and_a_manifest(org: Organization, tmp_
     outcomes = {entry["account_id"]: entry["outcome"] for entry in manifest["accounts"]}
     assert outcomes == expected_outcomes(org)
     denied = next(e for e in manifest["accounts"] if e["outcome"] == "assume_role_denied")
-    assert denied["error"]["code"] == "AccessDenied" and "sts:AssumeRole" in denied["error"]["message"]
+    assert (
+        denied["error"]["code"] == "AccessDenied" and "sts:AssumeRole" in denied["error"]["message"]
+    )
     for entry in manifest["accounts"]:
         if entry["outcome"] == "complete":
-            lines = read_lines(Path(entry["output"]) if Path(entry["output"]).is_absolute() else tmp_path / entry["output"])
+            lines = read_lines(
+                Path(entry["output"])
+                if Path(entry["output"]).is_absolute()
+                else tmp_path / entry["output"]
+            )
             assert entry["records"] == lines[-1]["records"]
 
 
@@ -138,13 +144,26 @@ def test_bad_org_input_is_exit_2_before_any_aws_call(
 
 def test_role_name_is_required(tmp_path: Path) -> None:
     """--org without --role-name: one line naming the flag, exit 2."""
-    proc = cli("sweep", "--org", "--endpoint-url", "http://127.0.0.1:9", "--output", "o/{account_id}.jsonl", cwd=tmp_path)
+    proc = cli(
+        "sweep",
+        "--org",
+        "--endpoint-url",
+        "http://127.0.0.1:9",
+        "--output",
+        "o/{account_id}.jsonl",
+        cwd=tmp_path,
+    )
     one_line_error(proc, 2, "--role-name")
 
 
 def test_org_listing_denied_is_exit_3(tmp_path: Path) -> None:
     """Credentials without Organizations access: one line, exit 3."""
-    options = OrgOptions(accounts=2, principals=5, seed=1, faults=Faults(access_denied=frozenset({"ListAccounts", "DescribeOrganization"})))
+    options = OrgOptions(
+        accounts=2,
+        principals=5,
+        seed=1,
+        faults=Faults(access_denied=frozenset({"ListAccounts", "DescribeOrganization"})),
+    )
     with running_organization(options) as denied:
         proc = cli(*org_args(denied), cwd=tmp_path, timeout=120)
     one_line_error(proc, 3, "organizations")

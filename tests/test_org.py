@@ -167,3 +167,84 @@ def test_org_listing_denied_is_exit_3(tmp_path: Path) -> None:
     with running_organization(options) as denied:
         proc = cli(*org_args(denied), cwd=tmp_path, timeout=120)
     one_line_error(proc, 3, "organizations")
+
+
+@pytest.fixture(scope="module")
+def big_org() -> Iterator[Organization]:
+    """Ten accounts, all reachable: enough for three shards to each get some."""
+    options = OrgOptions(accounts=10, principals=15, seed=12, faults=Faults(latency=0.05))
+    with running_organization(options) as organization:
+        yield organization
+
+
+def start_shard(org: Organization, cwd: Path, index: int, *extra: str) -> subprocess.Popen[str]:
+    env = os.environ | FAST_ENV | {"JOB_COMPLETION_INDEX": str(index), "COLLECTOR_SHARD_COUNT": "3"}
+    return subprocess.Popen(
+        [COLLECTOR, *org_args(org, "--run-id", "night-1", *extra)], cwd=cwd,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+
+
+def test_three_shards_cover_the_org_once_and_merge(big_org: Organization, tmp_path: Path) -> None:
+    """Shards 0..2 (index from JOB_COMPLETION_INDEX) sweep disjoint account sets whose union is
+    the org; their manifests merge into a complete one. A shard killed and rerun alone with
+    --resume completes the org."""
+    shards = [start_shard(big_org, tmp_path, index) for index in range(3)]
+    for proc in shards:
+        with killed_on_failure(proc):
+            _, stderr = proc.communicate(timeout=300)
+        assert proc.returncode == 0, stderr[-2000:]
+    out = tmp_path / "out"
+    sets = []
+    for index in range(3):
+        manifest = json.loads((out / f"manifest-{index}.json").read_text())
+        assert manifest["shard"] == {"index": index, "count": 3} and manifest["run_id"] == "night-1"
+        sets.append({entry["account_id"] for entry in manifest["accounts"]})
+    assert sum(len(s) for s in sets) == len(set().union(*sets)) == len(big_org.accounts)
+    assert set().union(*sets) == {account.id for account in big_org.accounts}
+    for account in big_org.accounts:
+        assert_matches_truth(
+            read_lines(out / f"{account.id}.jsonl"), big_org.ground_truth(account.id)
+        )
+    merged = cli("manifest", "merge", *(str(out / f"manifest-{i}.json") for i in range(3)),
+                 "--output", str(out / "manifest.json"), "--expect-shards", "3", cwd=tmp_path)  # fmt: skip
+    assert merged.returncode == 0, merged.stderr
+    org_manifest = json.loads((out / "manifest.json").read_text())
+    assert {e["account_id"] for e in org_manifest["accounts"]} == sets[0] | sets[1] | sets[2]
+    assert {e["outcome"] for e in org_manifest["accounts"]} == {"complete"}
+
+    # Shard 1 dies (SIGKILL) on a later night: only it is rerun, with --resume.
+    for path in [*out.glob("*.jsonl"), *out.glob("manifest*.json")]:
+        path.unlink()
+    killed = start_shard(big_org, tmp_path, 1, "--max-accounts-in-flight", "1")
+    with killed_on_failure(killed):
+        deadline = time.monotonic() + 120
+        while not list(out.glob("*.part")):
+            assert killed.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+        killed.kill()
+        killed.communicate(timeout=30)
+    missing = cli("manifest", "merge", str(out / "manifest-0.json"), "--output",
+                  str(out / "manifest.json"), cwd=tmp_path)  # fmt: skip
+    assert missing.returncode == 2  # manifest-0 is gone too: unreadable input is a usage error
+    for index in (0, 2):
+        proc = start_shard(big_org, tmp_path, index)
+        _, stderr = proc.communicate(timeout=300)
+        assert proc.returncode == 0, stderr[-2000:]
+    incomplete = cli("manifest", "merge", str(out / "manifest-0.json"), str(out / "manifest-2.json"),
+                     "--output", str(out / "manifest.json"), "--expect-shards", "3", cwd=tmp_path)  # fmt: skip
+    assert (
+        incomplete.returncode == 1
+        and "1" in incomplete.stderr
+        and not (out / "manifest.json").exists()
+    )
+    rerun = start_shard(big_org, tmp_path, 1, "--resume")
+    _, stderr = rerun.communicate(timeout=300)
+    assert rerun.returncode == 0, stderr[-2000:]
+    merged = cli("manifest", "merge", *(str(out / f"manifest-{i}.json") for i in range(3)),
+                 "--output", str(out / "manifest.json"), "--expect-shards", "3", cwd=tmp_path)  # fmt: skip
+    assert merged.returncode == 0, merged.stderr
+    for account in big_org.accounts:
+        assert_matches_truth(
+            read_lines(out / f"{account.id}.jsonl"), big_org.ground_truth(account.id)
+        )

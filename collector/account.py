@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
@@ -11,13 +12,14 @@ import anyio.to_thread
 import structlog
 from aiobotocore.session import AioSession
 
-from collector.aws import Caller, CallStats, caller_account, open_clients
+from collector.aws import Caller, CallStats, caller_account, open_clients, s3_client
 from collector.filewriter import FileWriter, check_resumable
 from collector.models import Counters, RunContext, iso
 from collector.output import PART_SUFFIX, OutputTemplate
 from collector.resume import ResumeState, kept_lines, scan
+from collector.s3writer import S3Target, S3Writer, download, find_resumable
 from collector.settings import Settings
-from collector.sink import Sink, StdoutWriter
+from collector.sink import Sink, StdoutWriter, Writer
 from collector.sweep import AccountSweep, Shutdown, SweepResult
 
 log = structlog.get_logger()
@@ -53,13 +55,38 @@ async def _open_file(writer: FileWriter, account_id: str) -> ResumeState:
     state = await anyio.to_thread.run_sync(partial(scan, resume_from, account_id=account_id))
     lines = (line for _, line in kept_lines(resume_from, state, account_id=account_id))
     await anyio.to_thread.run_sync(writer.open, lines)
-    log.info(
-        "collector.resume.kept",
-        part=str(resume_from),
-        principals=len(state.completed),
-        dropped_lines=state.dropped,
-    )
+    log.info("collector.resume.kept", part=str(resume_from), principals=len(state.completed),
+             dropped_lines=state.dropped)  # fmt: skip
     return state
+
+
+@asynccontextmanager
+async def _s3_output(
+    settings: Settings,
+    session: AioSession | None,
+    template: OutputTemplate,
+    account_id: str,
+    run_id: str,
+) -> AsyncIterator[tuple[S3Writer, ResumeState]]:
+    """The S3 writer, its upload started: fresh, or carrying over the newest `KEY.part`."""
+    target = S3Target(settings.s3_bucket_owner or account_id, settings.sse_kms_key_id)
+    async with s3_client(settings, session) as s3:
+        part = await find_resumable(s3, template, account_id, target) if settings.resume else None
+        if part is None:
+            uri = template.render(account_id=account_id, run_id=run_id, now=datetime.now(UTC))
+            writer = S3Writer(s3, uri, target)
+            await writer.open()
+            yield writer, ResumeState()
+            return
+        local = await download(s3, part, target)
+        try:
+            state = await anyio.to_thread.run_sync(partial(scan, local, account_id=account_id))
+            writer = S3Writer(s3, part.removesuffix(PART_SUFFIX), target)
+            await writer.open(line for _, line in kept_lines(local, state, account_id=account_id))
+        finally:
+            local.unlink(missing_ok=True)
+        log.info("collector.resume.kept", part=part, principals=len(state.completed))
+        yield writer, state
 
 
 async def sweep_account(
@@ -70,70 +97,58 @@ async def sweep_account(
     counters: Counters | None = None,
     stats: CallStats | None = None,
     session: AioSession | None = None,
+    output_session: AioSession | None = None,
     credentials: Mapping[str, str] | None = None,
 ) -> SweepResult:
-    """Sweep the account the credentials belong to into the configured output."""
+    """Sweep the account the credentials belong to into the configured output.
+
+    `output_session` writes S3 output (an organisation sweep: the caller's own, not the role's).
+    """
     stats = stats or CallStats()
     template = OutputTemplate.parse(settings.output)
-    writer: FileWriter | StdoutWriter | None = None
+    early: FileWriter | StdoutWriter | None = None
     if template.is_stdout:
-        writer = StdoutWriter()
-    elif not template.needs_account:
+        early = StdoutWriter()
+    elif not template.is_s3 and not template.needs_account:
         # The name is known without AWS: a second sweep on it stops before any call.
-        writer = await anyio.to_thread.run_sync(
+        early = await anyio.to_thread.run_sync(
             _locked_writer, template, "", run_id, settings.resume
         )
     try:
-        return await _sweep(
-            settings, template, writer, run_id, shutdown, counters, stats, session, credentials
-        )
+        async with open_clients(settings, session=session, credentials=credentials) as clients:
+            account_id = await caller_account(clients.sts, Caller(settings.retry, stats))
+            args = (settings, clients.iam, account_id, run_id, shutdown, counters, stats)
+            if template.is_s3:
+                async with _s3_output(
+                    settings, output_session or session, template, account_id, run_id
+                ) as (writer, state):
+                    return await _run(*args, writer, state)
+            if early is None:
+                early = await anyio.to_thread.run_sync(
+                    _locked_writer, template, account_id, run_id, settings.resume
+                )
+            state = ResumeState()
+            if isinstance(early, FileWriter):
+                state = await _open_file(early, account_id)
+            return await _run(*args, early, state)
     except BaseException:
-        if isinstance(writer, FileWriter):
-            writer.abandon()
+        if isinstance(early, FileWriter):
+            early.close()
         raise
-
-
-async def _sweep(
-    settings: Settings,
-    template: OutputTemplate,
-    writer: FileWriter | StdoutWriter | None,
-    run_id: str,
-    shutdown: Shutdown,
-    counters: Counters | None,
-    stats: CallStats,
-    session: AioSession | None,
-    credentials: Mapping[str, str] | None,
-) -> SweepResult:
-    async with open_clients(settings, session=session, credentials=credentials) as clients:
-        account_id = await caller_account(clients.sts, Caller(settings.retry, stats))
-        if writer is None:
-            writer = await anyio.to_thread.run_sync(
-                _locked_writer, template, account_id, run_id, settings.resume
-            )
-        try:
-            return await _run(
-                settings, clients.iam, writer, account_id, run_id, shutdown, counters, stats
-            )
-        except BaseException:
-            if isinstance(writer, FileWriter):
-                writer.abandon()
-            raise
 
 
 async def _run(
     settings: Settings,
     iam: Any,
-    writer: FileWriter | StdoutWriter,
     account_id: str,
     run_id: str,
     shutdown: Shutdown,
     counters: Counters | None,
     stats: CallStats,
+    writer: Writer,
+    state: ResumeState,
 ) -> SweepResult:
-    """Open the output, then run the account's sweep into it."""
-    state = ResumeState()
-    if isinstance(writer, FileWriter):
-        state = await _open_file(writer, account_id)
+    """Run the account's sweep into the opened output."""
     run = RunContext(run_id=state.run_id or run_id, account_id=account_id)
     sweep = AccountSweep(
         settings,
@@ -156,6 +171,8 @@ async def _run(
         with shutdown.watching(sweep):
             return await sweep.run()
     except BaseException:
+        with anyio.CancelScope(shield=True):
+            await writer.abandon()
         wrote = state.completed or any(sweep.sink.counts.values())
         if isinstance(writer, FileWriter) and not wrote:
             writer.discard()  # nothing in it worth resuming: leave no stray file behind

@@ -46,9 +46,10 @@ if TYPE_CHECKING:
     from types_aiobotocore_iam.type_defs import (
         GetServiceLastAccessedDetailsWithEntitiesResponseTypeDef as EntityPage,
     )
+    from types_aiobotocore_s3 import S3Client
     from types_aiobotocore_sts import STSClient
 else:
-    IAMClient = STSClient = Any
+    IAMClient = STSClient = S3Client = Any
     JobPage = EntityPage = dict
 
 THROTTLE_CODES = frozenset({"Throttling", "ThrottlingException", "RequestLimitExceeded"})
@@ -354,7 +355,7 @@ class Clients:
     sts: STSClient
 
 
-def client_config() -> AioConfig:
+def client_config(**extra: Any) -> AioConfig:
     """One config for every client: no botocore retries (ours decide), bounded waits."""
     return AioConfig(
         retries={"mode": "standard", "total_max_attempts": 1},
@@ -363,7 +364,28 @@ def client_config() -> AioConfig:
         max_pool_connections=64,
         user_agent_extra=f"collector/{__version__}",
         http_session_cls=BoundedHttpSession,
+        **extra,
     )
+
+
+@asynccontextmanager
+async def s3_client(settings: Settings, session: AioSession | None) -> AsyncIterator[S3Client]:
+    """An S3 client for output; path-style addressing at a custom endpoint (the emulator's).
+
+    botocore's standard retries (3 attempts) stay on here: S3 output is not paced by us.
+    """
+    session = session or AioSession(profile=settings.profile)
+    config = AioConfig(
+        connect_timeout=10,
+        read_timeout=120,
+        user_agent_extra=f"collector/{__version__}",
+        retries={"mode": "standard"},
+        s3={"addressing_style": "path"} if settings.endpoint_url else None,
+    )
+    async with session.create_client(
+        "s3", region_name=settings.region, endpoint_url=settings.endpoint_url, config=config
+    ) as client:
+        yield client
 
 
 @asynccontextmanager

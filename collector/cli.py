@@ -59,9 +59,14 @@ def _add_sweep_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="YAML settings file (default: $COLLECTOR_CONFIG)")
     parser.add_argument(
         "--output",
-        help="path template with {account_id}, {date}, {run_id}; .gz compresses; - is stdout",
+        help="path or s3://bucket/key template with {account_id}, {date}, {run_id}; "
+        ".gz compresses; - is stdout",
     )
-    parser.add_argument("--endpoint-url", help="IAM and STS endpoint (e.g. the emulator's URL)")
+    parser.add_argument(
+        "--endpoint-url", help="endpoint of every AWS service called (e.g. the emulator's URL)"
+    )
+    parser.add_argument("--s3-bucket-owner", metavar="ACCOUNT_ID", help="for s3:// output")
+    parser.add_argument("--sse-kms-key-id", metavar="KEY", help="KMS key for s3:// output")
     parser.add_argument("--profile", help="AWS profile name")
     parser.add_argument("--region", help="region for signing and STS (default us-east-1)")
     parser.add_argument(
@@ -148,6 +153,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, object]:
         "resume": args.resume,
         "log_level": args.log_level,
         "progress": args.progress,
+        "s3_bucket_owner": args.s3_bucket_owner,
+        "sse_kms_key_id": args.sse_kms_key_id,
         "org.org": args.org,
         "org.ous": ",".join(args.ou) if args.ou else None,
         "org.accounts": args.accounts,

@@ -11,6 +11,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import BinaryIO
 
+import anyio.to_thread
+
 from collector.errors import ConfigError, OutputError
 from collector.lock import OutputLock
 from collector.output import part_path
@@ -115,7 +117,7 @@ class FileWriter:
         try:
             self._create(target)
         except OSError as exc:
-            self.abandon()
+            self.close()
             raise output_error(exc, action="create", path=target, started=False) from None
         if self.resume_from is None:
             return
@@ -124,7 +126,7 @@ class FileWriter:
             for line in carry:
                 self._out.write(line)
         except OSError as exc:
-            self.abandon()
+            self.close()
             target.unlink(missing_ok=True)
             failed = Path(exc.filename) if exc.filename is not None else target
             action = "read" if failed == self.resume_from else "write"
@@ -136,7 +138,7 @@ class FileWriter:
             if self.resume_from != self.part:
                 self.resume_from.unlink(missing_ok=True)  # its kept lines live on in the new part
         except OSError as exc:
-            self.abandon()
+            self.close()
             raise output_error(exc, action="write", path=self.part, started=True) from None
 
     def _push(self, *, sync: bool) -> None:
@@ -149,7 +151,16 @@ class FileWriter:
                 os.fsync(self._raw.fileno())
         self._flushed = time.monotonic()
 
-    def write(self, data: bytes) -> None:
+    async def write(self, data: bytes) -> None:
+        await anyio.to_thread.run_sync(self.write_now, data)
+
+    async def finish(self, last: bytes, *, publish: bool) -> str | None:
+        return await anyio.to_thread.run_sync(lambda: self.finish_now(last, publish=publish))
+
+    async def abandon(self) -> None:
+        self.close()
+
+    def write_now(self, data: bytes) -> None:
         if self._out is None:
             raise OutputError(f"cannot write {self.part}: it was closed after an earlier error")
         try:
@@ -157,11 +168,11 @@ class FileWriter:
             if time.monotonic() - self._flushed >= CHECKPOINT_SECONDS:
                 self._push(sync=False)
         except OSError as exc:
-            self.abandon()
+            self.close()
             raise output_error(exc, action="write", path=self.part, started=True) from None
 
-    def finish(self, last: bytes, *, publish: bool) -> str | None:
-        self.write(last)
+    def finish_now(self, last: bytes, *, publish: bool) -> str | None:
+        self.write_now(last)
         try:
             if isinstance(self._out, gzip.GzipFile):
                 self._out.close()  # writes the gzip trailer; the raw file stays open
@@ -174,13 +185,13 @@ class FileWriter:
                 os.replace(self.part, self.path)
                 _fsync_dir(self.path.parent)
         except OSError as exc:
-            self.abandon()
+            self.close()
             raise output_error(exc, action="write", path=self.part, started=True) from None
         finally:
             self._lock.release()
         return str(self.path) if publish else None
 
-    def abandon(self) -> None:
+    def close(self) -> None:
         """Close after a failure; the `.part` stays for --resume."""
         for handle in (self._out, self._raw):
             if handle is not None:
@@ -193,7 +204,7 @@ class FileWriter:
     def discard(self) -> None:
         """Close and delete the `.part` of a sweep that failed before writing anything."""
         self.part.unlink(missing_ok=True)
-        self.abandon()
+        self.close()
 
 
 def _fsync_dir(directory: Path) -> None:

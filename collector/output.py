@@ -30,6 +30,12 @@ class OutputTemplate:
             raise ValueError("expected a path template or -, got ''")
         if text == STDOUT:
             return cls(text, ((STDOUT, None),))
+        if text.startswith("s3://"):
+            bucket, _, key = text.removeprefix("s3://").partition("/")
+            if not bucket or "{" in bucket or not key:
+                raise ValueError(
+                    f"expected s3://BUCKET/KEY-TEMPLATE with a literal bucket, got {text!r}"
+                )
         try:
             parsed = list(string.Formatter().parse(text))
         except ValueError as exc:
@@ -56,6 +62,10 @@ class OutputTemplate:
     @property
     def is_stdout(self) -> bool:
         return self.text == STDOUT
+
+    @property
+    def is_s3(self) -> bool:
+        return self.text.startswith("s3://")
 
     @property
     def needs_account(self) -> bool:

@@ -252,6 +252,10 @@ def _ids(value: tuple[str, ...]) -> tuple[str, ...]:
 AccountIds = Annotated[tuple[str, ...], AfterValidator(_ids)]
 
 
+def _account_id(value: str | None) -> str | None:
+    return None if value is None else _ids((value,))[0]
+
+
 @dataclass(frozen=True)
 class OrgSettings:
     """Which accounts of an organisation to sweep, and how to get into each."""
@@ -322,6 +326,13 @@ class Settings:
         _help("least severe log event written"),
     ] = "info"
     progress: Annotated[bool | None, _help("live status line; null: when on a terminal")] = None
+    s3_bucket_owner: Annotated[
+        str | None, AfterValidator(_account_id),
+        _help("ExpectedBucketOwner of s3:// output; null: the swept (or management) account"),
+    ] = None  # fmt: skip
+    sse_kms_key_id: Annotated[
+        str | None, _help("KMS key for s3:// output; null: SSE-S3 (AES256)")
+    ] = None
     max_accounts_in_flight: Annotated[
         int, _bounded(1, 256, "an integer"), _help("accounts swept side by side")
     ] = 4

@@ -22,19 +22,19 @@ _BATCH = 1024  # records taken off the stream per write; bounds one batch's memo
 
 
 class Writer(Protocol):
-    """Where serialized lines go. Methods block; the sink calls them off the event loop."""
+    """Where serialized lines go: a file, stdout or S3. Each publishes atomically."""
 
     @property
     def destination(self) -> str: ...
 
-    def write(self, data: bytes) -> None: ...
+    async def write(self, data: bytes) -> None: ...
 
-    def finish(self, last: bytes, *, publish: bool) -> str | None:
+    async def finish(self, last: bytes, *, publish: bool) -> str | None:
         """Write the last line and close; publish makes the output visible under its name."""
         ...
 
-    def abandon(self) -> None:
-        """Close after a failure; whatever is resumable stays."""
+    async def abandon(self) -> None:
+        """Close after a failure; whatever is resumable stays, nothing half-done lingers."""
         ...
 
 
@@ -72,7 +72,7 @@ class StdoutWriter:
         sys.stdout.flush()  # text someone printed earlier goes first
         self._out: BinaryIO = sys.stdout.buffer
 
-    def write(self, data: bytes) -> None:
+    def _write(self, data: bytes) -> None:
         try:
             self._out.write(data)
             self._out.flush()
@@ -82,11 +82,14 @@ class StdoutWriter:
                 "keep the reading side open"
             ) from None
 
-    def finish(self, last: bytes, *, publish: bool) -> str | None:
-        self.write(last)
+    async def write(self, data: bytes) -> None:
+        await anyio.to_thread.run_sync(self._write, data)  # a slow reader blocks a thread only
+
+    async def finish(self, last: bytes, *, publish: bool) -> str | None:
+        await self.write(last)
         return None
 
-    def abandon(self) -> None:
+    async def abandon(self) -> None:
         pass
 
 
@@ -113,10 +116,10 @@ class Sink:
                         batch.append(receive.receive_nowait())
                     except (anyio.WouldBlock, anyio.EndOfStream):
                         break
-                # A thread keeps gzip and disk waits off the event loop; it is not abandoned
-                # on cancellation, so a batch is never cut off mid-line.
+                # Writers keep gzip and disk waits off the event loop (a thread, which is not
+                # abandoned on cancellation, so a batch is never cut off mid-line).
                 try:
-                    await anyio.to_thread.run_sync(self.writer.write, serialize(batch))
+                    await self.writer.write(serialize(batch))
                 except OutputError:
                     self.failed = True
                     raise
@@ -128,7 +131,5 @@ class Sink:
             return None
         self._counts[str(run_record.get("record"))] += 1
         with anyio.CancelScope(shield=True):
-            path = await anyio.to_thread.run_sync(
-                lambda: self.writer.finish(serialize([run_record]), publish=publish)
-            )
+            path = await self.writer.finish(serialize([run_record]), publish=publish)
         return path

@@ -53,6 +53,10 @@ class EmulatorApp:
     ) -> Iterable[bytes]:
         # moto keys its state by account; pin every request to this emulator's.
         environ["HTTP_X_MOTO_ACCOUNT_ID"] = self.account_id
+        owner = environ.get("HTTP_X_AMZ_EXPECTED_BUCKET_OWNER")
+        if owner is not None and owner != self.account_id and signing_service(environ) == "s3":
+            # moto ignores ExpectedBucketOwner; S3 answers 403 when the bucket is someone else's.
+            return _answer(start_response, 403, wire.s3_error("AccessDenied", "Access Denied"))
         if environ.get("REQUEST_METHOD") != "POST" or signing_service(environ) != "iam":
             return self.moto_app(environ, start_response)
         body = _read_body(environ)

@@ -65,3 +65,12 @@ def error(code: str, message: str, status: int) -> bytes:
         f"<Code>{escape(code)}</Code><Message>{escape(message)}</Message></Error>"
         f"<RequestId>{request_id()}</RequestId></ErrorResponse>"
     ).encode()
+
+
+def s3_error(code: str, message: str) -> bytes:
+    """An S3 REST error document."""
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        f"<Error><Code>{escape(code)}</Code><Message>{escape(message)}</Message>"
+        "<RequestId>emulator</RequestId></Error>"
+    ).encode()

@@ -32,12 +32,21 @@ AWS_MANAGED_ATTACHED = (
     "ViewOnlyAccess",
     "AWSLambdaBasicExecutionRole",
 )
-AWS_MANAGED_UNATTACHED = ("AmazonSNSReadOnlyAccess",)
+# Policies every real account can see but few attach: a sweep that forgets
+# OnlyAttached=true pays for these. Spread over moto's catalogue (sorted, so fixed for a
+# moto version) rather than hand-picked, to stay valid when moto renames one.
+AWS_MANAGED_UNATTACHED_COUNT = 60
 
 # Shares of the principal count; the rest are users.
 _SHARES = {"group": 0.10, "role": 0.25, "policy": 0.20}
 _TEAMS = ("platform", "data", "payments", "web", "mobile", "security", "ml", "ops")
 _ROLE_KINDS = ("lambda-exec", "ecs-task", "ci-deploy", "readonly", "etl", "service")
+# Name decorations with every character IAM allows in names besides letters and digits
+# (`[\w+=,.@-]`), and path segments with the ones it allows in paths; a share of each kind
+# gets one, so a sweep must carry them into JSONL exactly.
+_NAME_STYLES = ("{base}+ci@example.com", "{base}=svc,{team}", "{base}_{team}.ops", "{team}@{base}")
+_SPECIAL_NAME_SHARE = 0.25
+_ENVIRONMENTS = ("prod", "dev_eu-1", "ci+cd", "a=1,b@2.c")
 _REGION = "us-east-1"
 _ID_ALPHABET = string.ascii_uppercase + "234567"
 _TRUST = json.dumps(
@@ -84,6 +93,14 @@ def _aws_policy_data() -> dict[str, Any]:
     return data
 
 
+@lru_cache(maxsize=1)
+def aws_managed_unattached() -> tuple[str, ...]:
+    """The AWS-managed policies the account holds but never attaches."""
+    names = [name for name in sorted(_aws_policy_data()) if name not in AWS_MANAGED_ATTACHED]
+    step = max(1, len(names) // AWS_MANAGED_UNATTACHED_COUNT)
+    return tuple(names[::step][:AWS_MANAGED_UNATTACHED_COUNT])
+
+
 def _statement(rng: random.Random, namespace: str) -> dict[str, Any]:
     style = rng.random()
     if style < 0.25:
@@ -117,7 +134,19 @@ class _Seeder:
         return prefix + "".join(self.rng.choices(_ID_ALPHABET, k=17))
 
     def _path(self, team: str) -> str:
-        return "/" if self.rng.random() < 0.8 else f"/{team}/"
+        draw = self.rng.random()
+        if draw < 0.7:
+            return "/"
+        if draw < 0.9:
+            return f"/{team}/"
+        # Nested paths, as organisations build them: /org/<team>/<environment>/.
+        return f"/org/{team}/{self.rng.choice(_ENVIRONMENTS)}/"
+
+    def _name(self, base: str, team: str) -> str:
+        """`base` (already unique), now and then decorated with IAM's special characters."""
+        if self.rng.random() >= _SPECIAL_NAME_SHARE:
+            return base
+        return self.rng.choice(_NAME_STYLES).format(base=base, team=team)
 
     def _namespaces(self) -> list[str]:
         count = self.rng.randint(1, 4)
@@ -127,7 +156,7 @@ class _Seeder:
     def aws_policies(self) -> list[ManagedPolicy]:
         data = _aws_policy_data()
         attached: list[ManagedPolicy] = []
-        for name in (*AWS_MANAGED_ATTACHED, *AWS_MANAGED_UNATTACHED):
+        for name in (*AWS_MANAGED_ATTACHED, *aws_managed_unattached()):
             policy = AWSManagedPolicy.from_data(name, self.account_id, _REGION, data[name])
             self.backend.managed_policies[policy.arn] = policy
             if name in AWS_MANAGED_ATTACHED:
@@ -145,7 +174,7 @@ class _Seeder:
             # moto's models are concrete at runtime; mypy sees the CloudFormation
             # hooks they leave unimplemented as abstract.
             policy = ManagedPolicy(  # type: ignore[abstract]
-                f"{label}-{index:05d}",
+                self._name(f"{label}-{index:05d}", team),
                 account_id=self.account_id,
                 region=_REGION,
                 description=f"Seeded policy for team {team}",
@@ -188,7 +217,8 @@ class _Seeder:
         groups = []
         for index in range(shape.groups):
             team = _TEAMS[index % len(_TEAMS)]
-            group = Group(self.account_id, _REGION, f"{team}-group-{index:04d}", self._path(team))
+            name = self._name(f"{team}-group-{index:04d}", team)
+            group = Group(self.account_id, _REGION, name, self._path(team))
             group.id = self._id("AGPA")
             self.backend.groups[group.name] = group
             self._attach(group, rest, aws, 3, 0.15, 0.3)
@@ -200,7 +230,7 @@ class _Seeder:
                 account_id=self.account_id,
                 partition="aws",
                 role_id=self._id("AROA"),
-                name=f"{kind}-{index:05d}",
+                name=self._name(f"{kind}-{index:05d}", kind),
                 assume_role_policy_document=_TRUST,
                 path=path,
                 permissions_boundary=None,
@@ -218,9 +248,8 @@ class _Seeder:
                     customer[0].attach_to(role)
         for index in range(shape.users):
             team = _TEAMS[index % len(_TEAMS)]
-            user = User(  # type: ignore[abstract]
-                self.account_id, _REGION, f"{team}.user-{index:05d}", self._path(team)
-            )
+            name = self._name(f"{team}.user-{index:05d}", team)
+            user = User(self.account_id, _REGION, name, self._path(team))  # type: ignore[abstract]
             user.id = self._id("AIDA")
             self.backend.users[user.name] = user
             if index == 0:

@@ -1,5 +1,6 @@
-"""The WSGI middleware in front of moto's server: faults for every IAM call, and the three
-Access Advisor operations moto lacks; everything else goes through to moto."""
+"""The WSGI middleware in front of moto's server: faults and model validation for every IAM
+call, the three Access Advisor operations moto lacks, List calls paged as IAM pages them, and
+the caller's identity; everything else goes through to moto."""
 
 from __future__ import annotations
 
@@ -10,9 +11,12 @@ from urllib.parse import parse_qsl
 
 from collector.emulator import wire
 from collector.emulator.faults import FaultInjector
+from collector.emulator.identity import caller_arn, get_caller_identity
+from collector.emulator.listing import LISTS, Listings
 from collector.emulator.operations import OPERATIONS, AccessAdvisor
 from collector.emulator.stats import SERVED, ServedCalls
 from collector.emulator.stats import current as current_stats
+from collector.emulator.validation import violation
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -44,7 +48,8 @@ class EmulatorApp:
         self.advisor = advisor
         self.injector = injector
         self.account_id = account_id
-        self.caller_arn = f"arn:aws:iam::{account_id}:user/collector"
+        self.caller_arn = caller_arn(account_id)
+        self.listings = Listings(moto_app, injector)
         # Per-second call counts, only when a benchmark asked for them (stats.recording).
         self.stats = stats if stats is not None else current_stats()
 
@@ -57,7 +62,10 @@ class EmulatorApp:
         if owner is not None and owner != self.account_id and signing_service(environ) == "s3":
             # moto ignores ExpectedBucketOwner; S3 answers 403 when the bucket is someone else's.
             return _answer(start_response, 403, wire.s3_error("AccessDenied", "Access Denied"))
-        if environ.get("REQUEST_METHOD") != "POST" or signing_service(environ) != "iam":
+        service = signing_service(environ) if environ.get("REQUEST_METHOD") == "POST" else None
+        if service == "sts":
+            return self._sts(environ, start_response)
+        if service != "iam":
             return self.moto_app(environ, start_response)
         body = _read_body(environ)
         params = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
@@ -71,14 +79,28 @@ class EmulatorApp:
                 refusal.status,
                 wire.error(refusal.code, refusal.message, refusal.status),
             )
+        problem = violation(operation, params)
+        if problem is not None:
+            return _answer(start_response, 400, wire.error(problem.code, problem.message, 400))
         if operation in OPERATIONS:
             answer = self.advisor.handle(operation, params)
+            return _answer(start_response, answer.status, answer.body)
+        if operation in LISTS:
+            answer = self.listings.handle(operation, params, environ)
             return _answer(start_response, answer.status, answer.body)
         try:
             return self.moto_app(environ, start_response)
         finally:
             if not operation.startswith(_READ_PREFIXES):
                 self.advisor.invalidate()
+                self.listings.invalidate()
+
+    def _sts(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        """GetCallerIdentity names the caller AccessDenied names; other STS calls go to moto."""
+        params = dict(parse_qsl(_read_body(environ).decode("utf-8", "replace")))
+        if params.get("Action") == "GetCallerIdentity":
+            return _answer(start_response, 200, get_caller_identity(self.account_id))
+        return self.moto_app(environ, start_response)
 
 
 def _read_body(environ: dict[str, Any]) -> bytes:

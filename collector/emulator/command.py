@@ -14,6 +14,10 @@ from collector.emulator.orgcommand import add_org_arguments, org_options_from
 from collector.emulator.orgserver import running_organization
 from collector.emulator.server import EmulatorOptions, running_emulator
 
+# Jobs take a moment by default, as on IAM, so a client that never polls fails here too.
+# (EmulatorOptions' own default stays instant: the test suite starts hundreds of jobs.)
+DEFAULT_LATENCY = LogNormal(median=1.0, sigma=0.5)
+
 
 def _rate(text: str) -> tuple[str, float]:
     operation, sep, value = text.partition("=")
@@ -90,9 +94,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     faults.add_argument(
         "--latency",
         type=_latency,
-        default=0.0,
+        default=DEFAULT_LATENCY,
         metavar="SECONDS|lognormal:MEDIAN:SIGMA",
-        help="how long a report job stays IN_PROGRESS, fixed or lognormal (default 0)",
+        help="how long a report job stays IN_PROGRESS, fixed or lognormal "
+        f"(default lognormal:{DEFAULT_LATENCY.median:g}:{DEFAULT_LATENCY.sigma:g}; "
+        "0 = jobs complete at once)",
     )
     faults.add_argument(
         "--failed-share",

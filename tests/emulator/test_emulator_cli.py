@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shutil
@@ -9,21 +10,24 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from collector.emulator import EmulatorOptions, LogNormal
+from collector.emulator.command import add_arguments, options_from
 
 COLLECTOR = Path(sys.executable).with_name("collector")
 # The Makefile passes AWS_CLI: the system `aws`, or one it installs into .venv/awscli.
 AWS = os.environ.get("AWS_CLI") or shutil.which("aws")
 
 
-@pytest.fixture
-def served(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[str]]]:
-    """`collector emulate --port 0` running; yields its endpoint (its first stdout line)."""
+def _serve(*options: str) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    """`collector emulate --port 0 OPTIONS` running; yields its endpoint (its first stdout line)."""
     process = subprocess.Popen(
-        [str(COLLECTOR), "emulate", "--port", "0", "--principals", "20", "--seed", "3"],
+        [str(COLLECTOR), "emulate", "--port", "0", *options],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -39,6 +43,18 @@ def served(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[str]]]:
         if process.poll() is None:
             process.kill()
         process.communicate(timeout=10)
+
+
+@pytest.fixture
+def served() -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    """A small account with the default job latency."""
+    yield from _serve("--principals", "20", "--seed", "3")
+
+
+@pytest.fixture
+def served_big() -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    """120 principals (54 users, 12 groups), jobs instant."""
+    yield from _serve("--principals", "120", "--seed", "3", "--latency", "0")
 
 
 def _aws(endpoint: str, home: Path, *args: str) -> dict:
@@ -74,9 +90,14 @@ def test_aws_cli_against_collector_emulate(
     groups = _aws(endpoint, tmp_path, "list-groups")["Groups"]
     arn = groups[0]["Arn"]
     job = _aws(endpoint, tmp_path, "generate-service-last-accessed-details", "--arn", arn)
-    details = _aws(
-        endpoint, tmp_path, "get-service-last-accessed-details", "--job-id", job["JobId"]
-    )
+    # Jobs take a lognormal moment by default: poll as a user would.
+    for _ in range(120):
+        details = _aws(
+            endpoint, tmp_path, "get-service-last-accessed-details", "--job-id", job["JobId"]
+        )
+        if details["JobStatus"] != "IN_PROGRESS":
+            break
+        time.sleep(0.25)
     namespace = details["ServicesLastAccessed"][0]["ServiceNamespace"]
     entities = _aws(
         endpoint,
@@ -139,3 +160,39 @@ def test_emulate_help_lists_every_knob() -> None:
         "--access-denied",
     ):
         assert option in done.stdout
+
+
+@pytest.mark.parametrize(("command", "key"), [("list-users", "Users"), ("list-groups", "Groups")])
+def test_aws_cli_pages_list_calls(
+    served_big: tuple[str, subprocess.Popen[str]], tmp_path: Path, command: str, key: str
+) -> None:
+    """`--max-items 7 --no-paginate` gives 7 and a Marker; auto-pagination reassembles all."""
+    endpoint, _ = served_big
+    name = "UserName" if key == "Users" else "GroupName"
+    page = _aws(endpoint, tmp_path, command, "--max-items", "7", "--no-paginate")
+    after = _aws(
+        endpoint, tmp_path, command, "--max-items", "7", "--no-paginate", "--marker", page["Marker"]
+    )
+    whole = _aws(endpoint, tmp_path, command, "--max-items", "1000", "--no-paginate")
+    paged = _aws(endpoint, tmp_path, command, "--page-size", "5")
+
+    names = [item[name] for item in whole[key]]
+    assert len(page[key]) == 7 and page["IsTruncated"] is True and page["Marker"]
+    assert [item[name] for item in page[key] + after[key]] == names[:14]
+    assert whole["IsTruncated"] is False and "Marker" not in whole
+    assert len(names) == {"Users": 54, "Groups": 12}[key]
+    assert [item[name] for item in paged[key]] == names
+    assert "NextToken" not in paged
+
+
+def test_emulate_jobs_take_a_lognormal_moment_by_default() -> None:
+    """`collector emulate` defaults to lognormal job latency; `--latency 0` keeps jobs instant."""
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    default = options_from(parser.parse_args([])).faults.latency
+    instant = options_from(parser.parse_args(["--latency", "0"])).faults.latency
+    fixed = options_from(parser.parse_args(["--latency", "lognormal:3:0.2"])).faults.latency
+    assert isinstance(default, LogNormal) and default.median > 0 and default.sigma > 0
+    assert instant == 0.0
+    assert fixed == LogNormal(3.0, 0.2)
+    assert EmulatorOptions().faults.latency == 0.0  # in-process default: instant, for tests

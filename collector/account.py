@@ -67,9 +67,10 @@ async def _s3_output(
     template: OutputTemplate,
     account_id: str,
     run_id: str,
+    owner: str,
 ) -> AsyncIterator[tuple[S3Writer, ResumeState]]:
     """The S3 writer, its upload started: fresh, or carrying over the newest `KEY.part`."""
-    target = S3Target(settings.s3_bucket_owner or account_id, settings.sse_kms_key_id)
+    target = S3Target(owner, settings.sse_kms_key_id)
     async with s3_client(settings, session) as s3:
         part = await find_resumable(s3, template, account_id, target) if settings.resume else None
         if part is None:
@@ -98,11 +99,13 @@ async def sweep_account(
     stats: CallStats | None = None,
     session: AioSession | None = None,
     output_session: AioSession | None = None,
+    output_owner: str | None = None,
     credentials: Mapping[str, str] | None = None,
 ) -> SweepResult:
     """Sweep the account the credentials belong to into the configured output.
 
-    `output_session` writes S3 output (an organisation sweep: the caller's own, not the role's).
+    An organisation sweep writes S3 output with `output_session`, the caller's own, not the
+    role's, to a bucket expected to belong to `output_owner` (the caller's account).
     """
     stats = stats or CallStats()
     template = OutputTemplate.parse(settings.output)
@@ -119,8 +122,9 @@ async def sweep_account(
             account_id = await caller_account(clients.sts, Caller(settings.retry, stats))
             args = (settings, clients.iam, account_id, run_id, shutdown, counters, stats)
             if template.is_s3:
+                owner = settings.s3_bucket_owner or output_owner or account_id
                 async with _s3_output(
-                    settings, output_session or session, template, account_id, run_id
+                    settings, output_session or session, template, account_id, run_id, owner
                 ) as (writer, state):
                     return await _run(*args, writer, state)
             if early is None:

@@ -8,6 +8,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -21,12 +22,13 @@ from botocore.exceptions import BotoCoreError
 from collector.account import sweep_account
 from collector.accounts import Account, AccountListing, AccountSelection, list_accounts
 from collector.accounts import read_account_file as read_ids
-from collector.aws import CallStats, client_config
+from collector.aws import CallStats, client_config, s3_client
 from collector.credentials import AssumeRoleSettings, account_session, caller_account
 from collector.errors import AssumeRoleError, CollectorError, ConfigError, CredentialsError
 from collector.manifest import AccountEntry, AccountError, Manifest, unswept_entry, write_manifest
 from collector.models import Counters
 from collector.output import OutputTemplate
+from collector.s3writer import S3Target, s3_call, split
 from collector.settings import Settings
 from collector.shard import Shard
 from collector.sweep import Shutdown, start_pool
@@ -52,7 +54,7 @@ class OrgResult:
     """What the CLI needs: the manifest and where it went (None when the run was stopped)."""
 
     manifest: Manifest
-    path: Path | None
+    path: str | None  # a file path or an s3:// URI
 
     @property
     def complete(self) -> bool:
@@ -102,8 +104,9 @@ def selection(settings: Settings) -> AccountSelection:
     )
 
 
-def manifest_path(settings: Settings, run_id: str, shard: Shard | None, now: datetime) -> Path:
-    """`--manifest` rendered, or manifest.json (manifest-{shard}.json) beside the account files."""
+def manifest_path(settings: Settings, run_id: str, shard: Shard | None, now: datetime) -> str:
+    """`--manifest` rendered, or manifest.json (manifest-{shard}.json) beside the account files:
+    in the directory (or S3 prefix) the output template renders to."""
     values = {
         "run_id": run_id,
         "date": now.astimezone(UTC).strftime("%Y-%m-%d"),
@@ -111,19 +114,46 @@ def manifest_path(settings: Settings, run_id: str, shard: Shard | None, now: dat
     }
     if settings.manifest is not None:
         try:
-            return Path(settings.manifest.format(**values))
+            return settings.manifest.format(**values)
         except (KeyError, ValueError, IndexError) as exc:
             raise ConfigError(
                 f"manifest: {settings.manifest!r} can use only {{run_id}}, {{date}} and "
                 f"{{shard}} ({exc})"
             ) from None
-    directory = Path(".")
-    for part in Path(settings.output).parent.parts:
+    name = "manifest.json" if shard is None else f"manifest-{shard.index}.json"
+    scheme = "s3://" if settings.output.startswith("s3://") else ""
+    directory: list[str] = []
+    for part in settings.output.removeprefix(scheme).split("/")[:-1]:
         if "{account_id}" in part:
             break
-        directory /= part.format(**values, account_id="")
-    name = "manifest.json" if shard is None else f"manifest-{shard.index}.json"
-    return directory / name
+        directory.append(part.format(**values, account_id=""))
+    return scheme + "/".join([*directory, name])
+
+
+async def _publish_manifest(
+    manifest: Manifest, location: str, settings: Settings, session: AioSession, owner: str
+) -> None:
+    """Written atomically: a local file by rename, an S3 object by one PutObject."""
+    if not location.startswith("s3://"):
+        await anyio.to_thread.run_sync(write_manifest, manifest, Path(location))
+        return
+    bucket, key = split(location)
+    body = manifest.to_json().encode()
+    target = S3Target(settings.s3_bucket_owner or owner, settings.sse_kms_key_id)
+    async with s3_client(settings, session) as s3:
+        if target.kms_key_id is None:
+            send = partial(s3.put_object, ServerSideEncryption="AES256")
+        else:
+            send = partial(
+                s3.put_object, ServerSideEncryption="aws:kms", SSEKMSKeyId=target.kms_key_id
+            )
+        await s3_call(
+            location,
+            lambda: send(
+                Bucket=bucket, Key=key, Body=body, ExpectedBucketOwner=target.expected_owner,
+                ContentType="application/json",
+            ),
+        )  # fmt: skip
 
 
 def _finished_output(
@@ -214,7 +244,7 @@ class OrgSweep:
         if self.shutdown.requested:
             return OrgResult(manifest, None)  # no manifest: the run is not over; --resume it
         path = manifest_path(self.settings, self.run_id, self.shard, started)
-        await anyio.to_thread.run_sync(write_manifest, manifest, path)
+        await _publish_manifest(manifest, path, self.settings, base, caller)
         log.info("collector.org.finished", manifest=str(path), outcomes=manifest.outcomes())
         return OrgResult(manifest, path)
 
@@ -289,6 +319,8 @@ class OrgSweep:
                 counters=counters,
                 stats=stats,
                 session=session,
+                output_session=base,
+                output_owner=caller,
             )
         except CollectorError as error:
             code = getattr(error, "code", type(error).__name__)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import signal
@@ -11,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 
 from collector.emulator import Faults
@@ -248,3 +250,31 @@ def test_three_shards_cover_the_org_once_and_merge(big_org: Organization, tmp_pa
         assert_matches_truth(
             read_lines(out / f"{account.id}.jsonl"), big_org.ground_truth(account.id)
         )
+
+
+def test_an_org_sweep_to_s3_writes_objects_and_the_manifest_there(
+    org: Organization, tmp_path: Path
+) -> None:
+    """`s3://bucket/{account_id}.jsonl.gz`: one object per reachable account equal to its truth,
+    and the manifest as s3://bucket/manifest.json, all written with the caller's credentials."""
+    s3 = boto3.client("s3", endpoint_url=org.endpoint, region_name="us-east-1",
+                      aws_access_key_id="testing", aws_secret_access_key="testing")  # fmt: skip
+    s3.create_bucket(Bucket="org-exports")
+    args = org_args(org)
+    args[args.index("out/{account_id}.jsonl")] = "s3://org-exports/aa/{account_id}.jsonl.gz"
+    proc = cli(*args, cwd=tmp_path, timeout=300)
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    manifest = json.loads(
+        s3.get_object(Bucket="org-exports", Key="aa/manifest.json")["Body"].read()
+    )
+    outcomes = {entry["account_id"]: entry["outcome"] for entry in manifest["accounts"]}
+    assert outcomes == expected_outcomes(org)
+    for account_id, outcome in outcomes.items():
+        if outcome == "complete":
+            body = s3.get_object(Bucket="org-exports", Key=f"aa/{account_id}.jsonl.gz")[
+                "Body"
+            ].read()
+            lines = [json.loads(x) for x in gzip.decompress(body).splitlines()]
+            assert_matches_truth(lines, org.ground_truth(account_id))
+    assert s3.list_multipart_uploads(Bucket="org-exports").get("Uploads", []) == []
+    assert not (tmp_path / "out").exists()

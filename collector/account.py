@@ -12,7 +12,8 @@ import anyio.to_thread
 import structlog
 from aiobotocore.session import AioSession
 
-from collector.aws import Caller, CallStats, caller_account, open_clients, s3_client
+from collector.aws import Caller, CallStats, caller_account
+from collector.clients import open_clients, s3_client
 from collector.filewriter import FileWriter, check_resumable
 from collector.models import Counters, RunContext, iso
 from collector.output import PART_SUFFIX, OutputTemplate

@@ -5,14 +5,11 @@ from __future__ import annotations
 import random
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
-from aiobotocore.config import AioConfig
-from aiobotocore.session import AioSession
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
@@ -20,11 +17,9 @@ from botocore.exceptions import (
     HTTPClientError,
     NoCredentialsError,
     PartialCredentialsError,
-    ProfileNotFound,
 )
 from botocore.parsers import ResponseParserError
 
-from collector import __version__
 from collector.errors import (
     AccessDeniedError,
     AwsError,
@@ -33,10 +28,10 @@ from collector.errors import (
     NoSuchEntityError,
     RetriesExhaustedError,
 )
-from collector.http import BoundedHttpSession, ResponseTooLargeError
+from collector.http import ResponseTooLargeError
 from collector.models import Granularity, Principal, PrincipalType
 from collector.ratelimit import TokenBucket
-from collector.settings import RetrySettings, Settings
+from collector.settings import RetrySettings
 
 if TYPE_CHECKING:
     from types_aiobotocore_iam import IAMClient
@@ -345,77 +340,3 @@ async def caller_account(sts: STSClient, caller: Caller) -> str:
             "check the AWS credentials, profile and endpoint"
         ) from error
     return str(identity["Account"])
-
-
-@dataclass(frozen=True)
-class Clients:
-    """The open clients one account's sweep uses."""
-
-    iam: IAMClient
-    sts: STSClient
-
-
-def client_config(**extra: Any) -> AioConfig:
-    """One config for every client: no botocore retries (ours decide), bounded waits."""
-    return AioConfig(
-        retries={"mode": "standard", "total_max_attempts": 1},
-        connect_timeout=10,
-        read_timeout=60,
-        max_pool_connections=64,
-        user_agent_extra=f"collector/{__version__}",
-        http_session_cls=BoundedHttpSession,
-        **extra,
-    )
-
-
-@asynccontextmanager
-async def s3_client(settings: Settings, session: AioSession | None) -> AsyncIterator[S3Client]:
-    """An S3 client for output; path-style addressing at a custom endpoint (the emulator's).
-
-    botocore's standard retries (3 attempts) stay on here: S3 output is not paced by us.
-    """
-    session = session or AioSession(profile=settings.profile)
-    config = AioConfig(
-        connect_timeout=10,
-        read_timeout=120,
-        user_agent_extra=f"collector/{__version__}",
-        retries={"mode": "standard"},
-        s3={"addressing_style": "path"} if settings.endpoint_url else None,
-    )
-    async with session.create_client(
-        "s3", region_name=settings.region, endpoint_url=settings.endpoint_url, config=config
-    ) as client:
-        yield client
-
-
-@asynccontextmanager
-async def open_clients(
-    settings: Settings,
-    *,
-    session: AioSession | None = None,
-    credentials: Mapping[str, str] | None = None,
-) -> AsyncIterator[Clients]:
-    """IAM and STS clients; `session` for an assumed role, `credentials` for explicit keys."""
-    try:
-        if session is None:
-            session = AioSession(profile=settings.profile)
-            if credentials is None and await session.get_credentials() is None:
-                raise CredentialsError(NO_CREDENTIALS)
-    except ProfileNotFound as error:
-        profile = error.kwargs.get("profile") or settings.profile
-        raise CredentialsError(
-            f"AWS profile {profile!r} not found; check ~/.aws/config, AWS_PROFILE or --profile"
-        ) from error
-    except BotoCoreError as error:
-        # A ~/.aws/config that does not parse, half a key pair, a failing credential_process...
-        raise CredentialsError(f"cannot load AWS credentials: {error}") from error
-    options: dict[str, Any] = {
-        "region_name": settings.region,
-        "endpoint_url": settings.endpoint_url,
-        "config": client_config(),
-        **(credentials or {}),
-    }
-    async with AsyncExitStack() as stack:
-        iam = await stack.enter_async_context(session.create_client("iam", **options))
-        sts = await stack.enter_async_context(session.create_client("sts", **options))
-        yield Clients(iam=iam, sts=sts)

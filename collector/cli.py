@@ -33,7 +33,7 @@ from collector.logs import configure_logging
 from collector.manifest import add_manifest_parser, run_manifest
 from collector.models import Counters
 from collector.organization import OrgProgress, OrgResult, OrgSweep, check_org_settings
-from collector.progress import ProgressSnapshot, show_progress
+from collector.progress import org_snapshot, show_progress, sweep_snapshot
 from collector.shard import Shard, resolve_run_id, resolve_shard
 from collector.sweep import Shutdown, SweepResult
 
@@ -212,25 +212,6 @@ async def _watch_signals(shutdown: Shutdown, received: list[int], abort: anyio.C
                 abort.cancel()
 
 
-def _snapshot(counters: Counters, stats: CallStats) -> Any:
-    window: list[tuple[float, int]] = [(time.monotonic(), 0)]
-
-    def snapshot() -> ProgressSnapshot:
-        now, total = time.monotonic(), sum(stats.calls.values())
-        then, before = window[0]
-        window[0] = (now, total)
-        return ProgressSnapshot(
-            principals_found=counters.principals_found,
-            principals_done=counters.principals_done,
-            jobs_in_flight=counters.jobs_in_flight,
-            calls_per_s=(total - before) / max(now - then, 1e-6),
-            throttled=sum(stats.throttled.values()),
-            errors=counters.errors,
-        )
-
-    return snapshot
-
-
 async def _sweep(
     settings: Settings, credentials: Mapping[str, str] | None = None
 ) -> tuple[int, SweepResult | None]:
@@ -244,7 +225,7 @@ async def _sweep(
     async with anyio.create_task_group() as tg:
         tg.start_soon(_watch_signals, shutdown, received, tg.cancel_scope)
         if progress:
-            tg.start_soon(show_progress, _snapshot(counters, stats), sys.stderr)
+            tg.start_soon(show_progress, sweep_snapshot(counters, stats), sys.stderr)
         try:
             # One id for the output's name and its records alike.
             result = await sweep_account(
@@ -284,7 +265,7 @@ async def _sweep_org(settings: Settings, shard: Shard | None, run_id: str) -> tu
     async with anyio.create_task_group() as tg:
         tg.start_soon(_watch_signals, shutdown, received, tg.cancel_scope)
         if progress:
-            tg.start_soon(show_progress, _org_snapshot(org_progress), sys.stderr)
+            tg.start_soon(show_progress, org_snapshot(org_progress), sys.stderr)
         try:
             sweep = OrgSweep(
                 settings, run_id=run_id, shard=shard, shutdown=shutdown, progress=org_progress
@@ -296,27 +277,6 @@ async def _sweep_org(settings: Settings, shard: Shard | None, run_id: str) -> tu
         return EXIT_SIGNAL_BASE + received[0], result
     assert result is not None
     return (EXIT_OK if result.complete else EXIT_PARTIAL), result
-
-
-def _org_snapshot(org: OrgProgress) -> Any:
-    window: list[tuple[float, int]] = [(time.monotonic(), 0)]
-
-    def snapshot() -> ProgressSnapshot:
-        now = time.monotonic()
-        total = sum(sum(stats.calls.values()) for _, stats in org.sweeps)
-        then, before = window[0]
-        window[0] = (now, total)
-        return ProgressSnapshot(
-            principals_found=sum(c.principals_found for c, _ in org.sweeps),
-            principals_done=sum(c.principals_done for c, _ in org.sweeps),
-            jobs_in_flight=sum(c.jobs_in_flight for c, _ in org.sweeps),
-            calls_per_s=(total - before) / max(now - then, 1e-6),
-            throttled=sum(sum(s.throttled.values()) for _, s in org.sweeps),
-            errors=sum(c.errors for c, _ in org.sweeps),
-            accounts=(org.done, org.in_flight, org.accounts),
-        )
-
-    return snapshot
 
 
 def _run(settings: Settings, credentials: Mapping[str, str] | None = None) -> tuple[int, Any]:

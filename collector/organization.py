@@ -22,7 +22,8 @@ from botocore.exceptions import BotoCoreError
 from collector.account import sweep_account
 from collector.accounts import Account, AccountListing, AccountSelection, list_accounts
 from collector.accounts import read_account_file as read_ids
-from collector.aws import CallStats, client_config, s3_client
+from collector.aws import CallStats
+from collector.clients import client_config, s3_client
 from collector.credentials import AssumeRoleSettings, account_session, caller_account
 from collector.errors import AssumeRoleError, CollectorError, ConfigError, CredentialsError
 from collector.manifest import AccountEntry, AccountError, Manifest, unswept_entry, write_manifest

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TextIO
 
 import anyio
+
+from collector.aws import CallStats
+from collector.models import Counters
+from collector.organization import OrgProgress
 
 _CLEAR = "\r\x1b[2K"  # carriage return, then erase the whole line
 
@@ -53,3 +58,45 @@ async def show_progress(
         # shield is needed around it.
         stream.write(_CLEAR)
         stream.flush()
+
+
+def sweep_snapshot(counters: Counters, stats: CallStats) -> Callable[[], ProgressSnapshot]:
+    """Snapshots of one account's sweep; calls/s over the time since the last one."""
+    window: list[tuple[float, int]] = [(time.monotonic(), 0)]
+
+    def snapshot() -> ProgressSnapshot:
+        now, total = time.monotonic(), sum(stats.calls.values())
+        then, before = window[0]
+        window[0] = (now, total)
+        return ProgressSnapshot(
+            principals_found=counters.principals_found,
+            principals_done=counters.principals_done,
+            jobs_in_flight=counters.jobs_in_flight,
+            calls_per_s=(total - before) / max(now - then, 1e-6),
+            throttled=sum(stats.throttled.values()),
+            errors=counters.errors,
+        )
+
+    return snapshot
+
+
+def org_snapshot(org: OrgProgress) -> Callable[[], ProgressSnapshot]:
+    """Snapshots summed over every account of an organisation sweep."""
+    window: list[tuple[float, int]] = [(time.monotonic(), 0)]
+
+    def snapshot() -> ProgressSnapshot:
+        now = time.monotonic()
+        total = sum(sum(stats.calls.values()) for _, stats in org.sweeps)
+        then, before = window[0]
+        window[0] = (now, total)
+        return ProgressSnapshot(
+            principals_found=sum(c.principals_found for c, _ in org.sweeps),
+            principals_done=sum(c.principals_done for c, _ in org.sweeps),
+            jobs_in_flight=sum(c.jobs_in_flight for c, _ in org.sweeps),
+            calls_per_s=(total - before) / max(now - then, 1e-6),
+            throttled=sum(sum(s.throttled.values()) for _, s in org.sweeps),
+            errors=sum(c.errors for c, _ in org.sweeps),
+            accounts=(org.done, org.in_flight, org.accounts),
+        )
+
+    return snapshot

@@ -1,0 +1,99 @@
+"""Clients: one config for all of them, and the IAM, STS and S3 clients a sweep opens."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from aiobotocore.config import AioConfig
+from aiobotocore.session import AioSession
+from botocore.exceptions import BotoCoreError, ProfileNotFound
+
+from collector import __version__
+from collector.aws import NO_CREDENTIALS
+from collector.errors import CredentialsError
+from collector.http import BoundedHttpSession
+from collector.settings import Settings
+
+if TYPE_CHECKING:
+    from types_aiobotocore_iam import IAMClient
+    from types_aiobotocore_s3 import S3Client
+    from types_aiobotocore_sts import STSClient
+else:
+    IAMClient = STSClient = S3Client = Any
+
+
+@dataclass(frozen=True)
+class Clients:
+    """The open clients one account's sweep uses."""
+
+    iam: IAMClient
+    sts: STSClient
+
+
+def client_config(**extra: Any) -> AioConfig:
+    """One config for every client: no botocore retries (ours decide), bounded waits."""
+    return AioConfig(
+        retries={"mode": "standard", "total_max_attempts": 1},
+        connect_timeout=10,
+        read_timeout=60,
+        max_pool_connections=64,
+        user_agent_extra=f"collector/{__version__}",
+        http_session_cls=BoundedHttpSession,
+        **extra,
+    )
+
+
+@asynccontextmanager
+async def s3_client(settings: Settings, session: AioSession | None) -> AsyncIterator[S3Client]:
+    """An S3 client for output; path-style addressing at a custom endpoint (the emulator's).
+
+    botocore's standard retries (3 attempts) stay on here: S3 output is not paced by us.
+    """
+    session = session or AioSession(profile=settings.profile)
+    config = AioConfig(
+        connect_timeout=10,
+        read_timeout=120,
+        user_agent_extra=f"collector/{__version__}",
+        retries={"mode": "standard"},
+        s3={"addressing_style": "path"} if settings.endpoint_url else None,
+    )
+    async with session.create_client(
+        "s3", region_name=settings.region, endpoint_url=settings.endpoint_url, config=config
+    ) as client:
+        yield client
+
+
+@asynccontextmanager
+async def open_clients(
+    settings: Settings,
+    *,
+    session: AioSession | None = None,
+    credentials: Mapping[str, str] | None = None,
+) -> AsyncIterator[Clients]:
+    """IAM and STS clients; `session` for an assumed role, `credentials` for explicit keys."""
+    try:
+        if session is None:
+            session = AioSession(profile=settings.profile)
+            if credentials is None and await session.get_credentials() is None:
+                raise CredentialsError(NO_CREDENTIALS)
+    except ProfileNotFound as error:
+        profile = error.kwargs.get("profile") or settings.profile
+        raise CredentialsError(
+            f"AWS profile {profile!r} not found; check ~/.aws/config, AWS_PROFILE or --profile"
+        ) from error
+    except BotoCoreError as error:
+        # A ~/.aws/config that does not parse, half a key pair, a failing credential_process...
+        raise CredentialsError(f"cannot load AWS credentials: {error}") from error
+    options: dict[str, Any] = {
+        "region_name": settings.region,
+        "endpoint_url": settings.endpoint_url,
+        "config": client_config(),
+        **(credentials or {}),
+    }
+    async with AsyncExitStack() as stack:
+        iam = await stack.enter_async_context(session.create_client("iam", **options))
+        sts = await stack.enter_async_context(session.create_client("sts", **options))
+        yield Clients(iam=iam, sts=sts)

@@ -23,6 +23,7 @@ from collector.logs import configure_logging
 from collector.models import Counters
 from collector.pipeline import SweepResult, run_sweep
 from collector.progress import ProgressSnapshot, show_progress
+from collector.report import add_report_parser, run_report
 
 EXIT_OK = 0
 EXIT_PARTIAL = 1
@@ -93,6 +94,7 @@ def build_parser(*, emulator_options: bool = True) -> argparse.ArgumentParser:
     demo.add_argument("--principals", type=int, default=300)
     demo.add_argument("--seed", type=int, default=1)
     demo.add_argument("--output-dir", default="out")
+    add_report_parser(commands)
     emulate = commands.add_parser("emulate", help="serve the Access Advisor emulator on 127.0.0.1")
     if emulator_options:
         try:
@@ -282,6 +284,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return code
     if args.command == "demo":
         return _demo(args)
+    if args.command == "report":
+        return run_report(args)
     try:
         settings = load_settings(args.config, os.environ, _overrides(args))
     except ConfigError as error:

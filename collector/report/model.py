@@ -1,0 +1,41 @@
+"""What a report is, independent of how it is rendered: titled tables, notes and chart data."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class ReportInputError(Exception):
+    """An input the report cannot use: the CLI prints it as one line and exits 2."""
+
+
+@dataclass(frozen=True, slots=True)
+class Table:
+    """A named result: column names and rows of plain Python values."""
+
+    name: str
+    title: str
+    columns: tuple[str, ...]
+    rows: list[tuple[Any, ...]]
+
+
+@dataclass(frozen=True, slots=True)
+class Bars:
+    """Chart data: one bar per label, split into stacked parts (part name -> value)."""
+
+    title: str
+    labels: list[str]
+    parts: dict[str, list[float]]
+    unit: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """The first table is the main one (the only one csv and json carry)."""
+
+    title: str
+    tables: list[Table]
+    notes: list[str] = field(default_factory=list)
+    charts: list[Bars] = field(default_factory=list)
+    context: dict[str, str] = field(default_factory=dict)

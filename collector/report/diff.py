@@ -28,13 +28,14 @@ CHANGES = (
 
 def _side(con: duckdb.DuckDBPyConnection, name: str, days: int) -> None:
     con.execute(
-        f"""CREATE TEMP TABLE {name}_svc AS
-            {judged_services(f"{name}_cur", "s.run_date", "$days")};
-            CREATE TEMP TABLE {name}_seen AS
+        f"CREATE TEMP TABLE {name}_svc AS {judged_services(f'{name}_cur', 's.run_date', '$days')}",
+        {"days": days},
+    )
+    con.execute(
+        f"""CREATE TEMP TABLE {name}_seen AS
             SELECT account_id, principal_arn, any_value(principal_type) AS principal_type,
                    bool_or(record = 'principal') AS done
-            FROM {name}_cur WHERE record <> 'run' GROUP BY ALL""",
-        {"days": days},
+            FROM {name}_cur WHERE record <> 'run' GROUP BY ALL"""
     )
 
 

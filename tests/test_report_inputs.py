@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from collector.cli import main
 from tests.reporting import COLLECTOR, clean_env, report
 
 GOOD = {
@@ -42,8 +43,13 @@ CASES = {
 
 
 @pytest.mark.parametrize("case", CASES)
-def test_bad_input_is_one_line_and_exit_2(case: str, tmp_path: Path) -> None:
-    """Every kind of bad input: exit 2, one `collector: error:` line naming the problem."""
+def test_bad_input_is_one_line_and_exit_2(
+    case: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Every kind of bad input: exit 2, one `collector: error:` line naming the problem.
+
+    In-process through `collector.cli.main` (one subprocess case below shows the real process).
+    """
     content, message = CASES[case]
     arg = str(tmp_path / "in.jsonl")
     if case == "empty glob":
@@ -55,16 +61,23 @@ def test_bad_input_is_one_line_and_exit_2(case: str, tmp_path: Path) -> None:
         Path(arg).write_text(content or "")
     elif content is not None:
         Path(arg).write_text(content)
-    # Every command loads through the same code; cycle through them to keep the test quick.
-    commands = ("unused", "summary", "parquet")
-    for command in (commands[list(CASES).index(case) % 3],):
+    for command in ("unused", "summary", "parquet"):
         extra = ["--to", str(tmp_path / "pq")] if command == "parquet" else []
-        proc = report(command, arg, *extra)
-        assert proc.returncode == 2, proc.stderr
-        assert proc.stdout == ""
-        lines = proc.stderr.splitlines()
-        assert len(lines) == 1 and lines[0].startswith("collector: error: "), proc.stderr
+        assert main(["report", command, arg, *extra]) == 2
+        out, err = capsys.readouterr()
+        assert out == ""
+        lines = err.splitlines()
+        assert len(lines) == 1 and lines[0].startswith("collector: error: "), err
         assert message in lines[0]
+
+
+def test_bad_input_in_a_real_process(tmp_path: Path) -> None:
+    """The installed command: mixed garbage is one line, exit 2, no traceback."""
+    bad = tmp_path / "mixed.jsonl"
+    bad.write_text(_lines(GOOD) + "\x00\x01 garbage\n" + _lines(GOOD))
+    proc = report("summary", str(bad))
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.startswith("collector: error: ") and proc.stderr.count("\n") == 1
 
 
 def test_gzip_and_plain_read_the_same(tmp_path: Path) -> None:

@@ -90,7 +90,7 @@ def diff_table(con: duckdb.DuckDBPyConnection, days: int) -> Table:
         "old_last_authenticated",
         "new_last_authenticated",
     )
-    return Table("diff", "Changes from OLD to NEW", columns, rows)
+    return Table("diff", "Changes from OLD to NEW", columns, rows, detail=True)
 
 
 def _one_sided(con: duckdb.DuckDBPyConnection) -> list[str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from html import escape
-from typing import IO
+from typing import IO, Any
 
 from collector import __version__
 from collector.report.model import Report, Table
@@ -33,7 +33,27 @@ th { background: #f5f7fa; position: sticky; top: 0; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 tr:hover td { background: #f9fafb; }
 .more { color: #52606d; font-style: italic; }
+.cards { display: flex; flex-wrap: wrap; gap: 12px; margin: 8px 0 4px; }
+.card { border: 1px solid #e4e7eb; border-radius: 6px; padding: 8px 14px; min-width: 150px; }
+.card b { display: block; font-size: 20px; }
+.card span { color: #52606d; font-size: 12px; }
+td.wrap { white-space: normal; max-width: 420px; }
+td { white-space: nowrap; }
 """
+
+
+def _cell(column: str, value: Any) -> str:
+    """One cell: numbers right-aligned, ARNs shortened (full ARN on hover), entities one a line."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return f'<td class="num">{escape(human(column, value))}</td>'
+    if column == "principal_arn" and isinstance(value, str) and value.count(":") >= 5:
+        short = value.split(":", 5)[5]
+        return f'<td title="{escape(value)}">{escape(short)}</td>'
+    if isinstance(value, list):
+        lines = "<br>".join(escape(human(column, [item])) for item in value)
+        return f'<td class="wrap">{lines}</td>'
+    css = ' class="wrap"' if column in ("service_name", "files", "used") else ""
+    return f"<td{css}>{escape(human(column, value))}</td>"
 
 
 def _table(table: Table) -> str:
@@ -44,12 +64,8 @@ def _table(table: Table) -> str:
     out += [f"<th>{escape(column)}</th>" for column in table.columns]
     out.append("</tr></thead><tbody>")
     for row in table.rows[:MAX_HTML_ROWS]:
-        out.append("<tr>")
-        for column, value in zip(table.columns, row, strict=True):
-            numeric = isinstance(value, int | float) and not isinstance(value, bool)
-            css = ' class="num"' if numeric else ""
-            out.append(f"<td{css}>{escape(human(column, value))}</td>")
-        out.append("</tr>")
+        cells = (_cell(column, value) for column, value in zip(table.columns, row, strict=True))
+        out.append("<tr>" + "".join(cells) + "</tr>")
     out.append("</tbody></table>")
     if len(table.rows) > MAX_HTML_ROWS:
         out.append(
@@ -71,12 +87,20 @@ def write_html(report: Report, out: IO[str]) -> None:
         f'<p class="meta">{"".join(meta)}</p>',
     ]
     parts += [f'<div class="warn">&#9888; {escape(note)}</div>' for note in report.notes]
+    if report.highlights:
+        cards = (
+            f'<div class="card"><b>{escape(value)}</b><span>{escape(label)}</span></div>'
+            for label, value in report.highlights
+        )
+        parts.append(f'<div class="cards">{"".join(cards)}</div>')
     if report.charts:
         parts.append('<div class="charts">')
         for chart in report.charts:
             parts.append(f'<div class="chart"><h2>{escape(chart.title)}</h2>')
             parts.append(bar_chart(chart) + "</div>")
         parts.append("</div>")
-    parts += [_table(table) for table in report.tables]
+    # Overviews first, the long per-(principal, service) lists last.
+    parts += [_table(table) for table in report.tables if not table.detail]
+    parts += [_table(table) for table in report.tables if table.detail]
     parts.append("</body></html>\n")
     out.write("\n".join(parts))

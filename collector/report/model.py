@@ -18,6 +18,7 @@ class Table:
     title: str
     columns: tuple[str, ...]
     rows: list[tuple[Any, ...]]
+    detail: bool = False  # one row per (principal, service): the HTML page puts it last
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,3 +40,4 @@ class Report:
     notes: list[str] = field(default_factory=list)
     charts: list[Bars] = field(default_factory=list)
     context: dict[str, str] = field(default_factory=dict)
+    highlights: list[tuple[str, str]] = field(default_factory=list)  # headline figures

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from collector.report.inputs import Run
 from collector.report.model import Report, Table
-from collector.report.unused import age_chart, judge, share_chart
+from collector.report.unused import age_chart, highlights, judge, share_chart
 
 if TYPE_CHECKING:
     import duckdb
@@ -94,4 +94,8 @@ def summary_report(
         notes=notes,
         charts=[share_chart(con, days), age_chart(con)],
         context={"as of": as_of.isoformat(), "days": str(days)},
+        highlights=[
+            *highlights(con),
+            ("runs not complete", str(sum(1 for run in runs if run.current and run.flagged))),
+        ],
     )

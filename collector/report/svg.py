@@ -16,9 +16,9 @@ PALETTE = {
 }
 _FALLBACK = ("#4e79a7", "#f28e2b", "#59a14f", "#b07aa1", "#e15759", "#76b7b2", "#edc948")
 
-_LABEL_W = 210
-_BAR_W = 440
-_VALUE_W = 90
+_LABEL_W = 190
+_BAR_W = 360
+_VALUE_W = 70
 _ROW_H = 24
 _TOP = 34
 

@@ -93,7 +93,7 @@ def unused_rows(con: duckdb.DuckDBPyConnection, source: str) -> Table:
         "principal_unused_share",
         "used_by",
     )
-    return Table("unused", "Granted and not used", columns, rows)
+    return Table("unused", "Granted and not used", columns, rows, detail=True)
 
 
 def per_principal(con: duckdb.DuckDBPyConnection) -> Table:
@@ -134,7 +134,11 @@ def share_chart(con: duckdb.DuckDBPyConnection, days: int) -> Bars:
 
 
 def age_chart(con: duckdb.DuckDBPyConnection) -> Bars:
-    """(principal, service) pairs by age of last access, stacked by principal type."""
+    """Used (principal, service) pairs by age of last access, stacked by principal type.
+
+    Never-used pairs go in the title, not in a bar: they outnumber the rest in most accounts
+    and would flatten the histogram of the ones that matter for trimming.
+    """
     cases = " ".join(
         f"WHEN days_since <= {high} THEN '{label}'" if high is not None else f"ELSE '{label}'"
         for _, high, label in AGE_BUCKETS
@@ -144,11 +148,42 @@ def age_chart(con: duckdb.DuckDBPyConnection) -> Bars:
                    principal_type, count(*)
             FROM judged GROUP BY ALL"""
     ).fetchall()
-    labels = [label for _, _, label in AGE_BUCKETS] + [NEVER]
+    labels = [label for _, _, label in AGE_BUCKETS]
     counts = {kind: [0.0] * len(labels) for kind in TYPES}
+    never = 0
     for bucket, kind, count in rows:
-        counts.setdefault(kind, [0.0] * len(labels))[labels.index(bucket)] = float(count)
-    return Bars("Age of last access (granted services)", labels, counts, unit="pairs")
+        if bucket == NEVER:
+            never += count
+        else:
+            counts.setdefault(kind, [0.0] * len(labels))[labels.index(bucket)] = float(count)
+    total = never + sum(sum(values) for values in counts.values())
+    share = f" ({never / total:.0%})" if total else ""
+    title = f"Age of last access of granted services; {never:,}{share} never used"
+    return Bars(title, labels, counts, unit="pairs")
+
+
+def highlights(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str]]:
+    """Headline figures over the judged service rows."""
+    row = con.execute(
+        """WITH pp AS (SELECT principal_arn, bool_and(unused) AS all_unused,
+                              count(last_authenticated) = 0 AS never
+                       FROM judged GROUP BY account_id, run_id, principal_arn)
+           SELECT (SELECT count(DISTINCT account_id) FROM judged), count(*),
+                  (SELECT count(*) FROM judged), (SELECT sum(unused::INT) FROM judged),
+                  count(*) FILTER (WHERE all_unused), count(*) FILTER (WHERE never)
+           FROM pp"""
+    ).fetchone()
+    accounts, principals, granted, unused, all_unused, never = row or (0, 0, 0, 0, 0, 0)
+    unused = unused or 0
+    share = f"{unused / granted:.0%}" if granted else "n/a"
+    return [
+        ("accounts", f"{accounts:,}"),
+        ("principals with services", f"{principals:,}"),
+        ("granted (principal, service)", f"{granted:,}"),
+        ("unused", f"{unused:,} ({share})"),
+        ("principals with all of it unused", f"{all_unused:,}"),
+        ("principals never used anything", f"{never:,}"),
+    ]
 
 
 def unused_report(
@@ -161,4 +196,5 @@ def unused_report(
         notes=notes,
         charts=[share_chart(con, days), age_chart(con)],
         context={"as of": as_of.isoformat(), "days": str(days)},
+        highlights=highlights(con),
     )

@@ -113,7 +113,7 @@ def _build(args: argparse.Namespace) -> Any:
             load(con, [args.new], "new"), "NEW"
         )
         return diff_report(con, args.days, notes)
-    runs = load(con, args.paths, "inputs")
+    runs = load(con, args.paths, "inputs", every_column=args.report_command == "parquet")
     notes = _warnings(runs, "")
     if args.report_command == "parquet":
         from collector.report.parquet import export

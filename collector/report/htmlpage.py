@@ -8,7 +8,7 @@ from typing import IO, Any
 
 from collector import __version__
 from collector.report.model import Report, Table
-from collector.report.render import human
+from collector.report.render import count, fetch, human
 from collector.report.svg import bar_chart
 
 MAX_HTML_ROWS = 2000  # a page a browser still opens quickly; the rest is one --format away
@@ -56,20 +56,21 @@ def _cell(column: str, value: Any) -> str:
     return f"<td{css}>{escape(human(column, value))}</td>"
 
 
-def _table(table: Table) -> str:
-    out = [f"<h2>{escape(table.title)} ({len(table.rows):,})</h2>"]
-    if not table.rows:
+def _table(report: Report, table: Table) -> str:
+    total = count(report, table)
+    out = [f"<h2>{escape(table.title)} ({total:,})</h2>"]
+    if not total:
         return out[0] + "<p>(none)</p>"
     out.append("<table><thead><tr>")
     out += [f"<th>{escape(column)}</th>" for column in table.columns]
     out.append("</tr></thead><tbody>")
-    for row in table.rows[:MAX_HTML_ROWS]:
+    for row in fetch(report, table, MAX_HTML_ROWS):
         cells = (_cell(column, value) for column, value in zip(table.columns, row, strict=True))
         out.append("<tr>" + "".join(cells) + "</tr>")
     out.append("</tbody></table>")
-    if len(table.rows) > MAX_HTML_ROWS:
+    if total > MAX_HTML_ROWS:
         out.append(
-            f'<p class="more">First {MAX_HTML_ROWS:,} of {len(table.rows):,} rows; '
+            f'<p class="more">First {MAX_HTML_ROWS:,} of {total:,} rows; '
             "--format csv or json gives them all.</p>"
         )
     return "".join(out)
@@ -100,7 +101,7 @@ def write_html(report: Report, out: IO[str]) -> None:
             parts.append(bar_chart(chart) + "</div>")
         parts.append("</div>")
     # Overviews first, the long per-(principal, service) lists last.
-    parts += [_table(table) for table in report.tables if not table.detail]
-    parts += [_table(table) for table in report.tables if table.detail]
+    parts += [_table(report, table) for table in report.tables if not table.detail]
+    parts += [_table(report, table) for table in report.tables if table.detail]
     parts.append("</body></html>\n")
     out.write("\n".join(parts))

@@ -65,6 +65,23 @@ SOURCE_COLUMNS = {
     "collector_version": "VARCHAR",
 }
 
+# What the reports read; parquet loads every column. Fewer columns load much faster
+# (DuckDB skips parsing the rest): 1M rows in about half the time.
+REPORT_COLUMNS = (
+    "record",
+    "schema",
+    "run_id",
+    "account_id",
+    "principal_arn",
+    "principal_type",
+    "service_namespace",
+    "service_name",
+    "last_authenticated",
+    "entity_arn",
+    "job_created",
+    "started",
+    "status",
+)
 _TIMESTAMPS = ("last_authenticated", "job_created", "job_completed", "started", "finished")
 _COUNTS = ("total_authenticated_entities", "services", "services_accessed")
 
@@ -123,10 +140,10 @@ def expand(patterns: list[str]) -> list[str]:
     return list(dict.fromkeys(files))
 
 
-def _typed_select(source: str) -> str:
+def _typed_select(source: str, names: tuple[str, ...]) -> str:
     """Cast the loose source columns, and name the first problem of each bad line."""
     casts = []
-    for name in SOURCE_COLUMNS:
+    for name in names:
         if name in _TIMESTAMPS:
             casts.append(f"TRY_CAST({name} AS TIMESTAMP) AS {name}")
         elif name in _COUNTS:
@@ -139,7 +156,9 @@ def _typed_select(source: str) -> str:
         else:
             casts.append(name)
     bad_times = " OR ".join(
-        f"({name} IS NOT NULL AND TRY_CAST({name} AS TIMESTAMP) IS NULL)" for name in _TIMESTAMPS
+        f"({name} IS NOT NULL AND TRY_CAST({name} AS TIMESTAMP) IS NULL)"
+        for name in _TIMESTAMPS
+        if name in names
     )
     kinds = ", ".join(f"'{kind}'" for kind in KINDS)
     problem = f"""CASE
@@ -163,21 +182,24 @@ def _first_line(error: BaseException) -> str:
     return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
 
 
-def load(con: duckdb.DuckDBPyConnection, patterns: list[str], name: str) -> list[Run]:
+def load(
+    con: duckdb.DuckDBPyConnection, patterns: list[str], name: str, *, every_column: bool = False
+) -> list[Run]:
     """Load the inputs into table NAME (+ NAME_runs, NAME_cur); return their runs."""
     import duckdb
 
     files = expand(patterns)
     if not files:
         raise ReportInputError("no input files given")
-    columns = "{" + ", ".join(f"'{key}': '{kind}'" for key, kind in SOURCE_COLUMNS.items()) + "}"
+    names = tuple(SOURCE_COLUMNS) if every_column else REPORT_COLUMNS
+    columns = "{" + ", ".join(f"'{key}': '{SOURCE_COLUMNS[key]}'" for key in names) + "}"
     file_list = "[" + ", ".join("'" + f.replace("'", "''") + "'" for f in files) + "]"
     source = (
         f"read_json({file_list}, format = 'newline_delimited', columns = {columns}, "
         "filename = true, maximum_object_size = 67108864)"
     )
     try:
-        con.execute(f"CREATE TABLE {name} AS {_typed_select(source)}")
+        con.execute(f"CREATE TABLE {name} AS {_typed_select(source, names)}")
     except duckdb.Error as error:
         raise ReportInputError(f"cannot read the input: {_first_line(error)}") from None
     bad = con.execute(

@@ -19,6 +19,9 @@ class Table:
     columns: tuple[str, ...]
     rows: list[tuple[Any, ...]]
     detail: bool = False  # one row per (principal, service): the HTML page puts it last
+    # Big tables stay in DuckDB: `query` yields the rows (machine values: ISO timestamps),
+    # csv and json are written by DuckDB itself, the rest fetch through Report.con.
+    query: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,3 +44,4 @@ class Report:
     charts: list[Bars] = field(default_factory=list)
     context: dict[str, str] = field(default_factory=dict)
     highlights: list[tuple[str, str]] = field(default_factory=list)  # headline figures
+    con: Any = None  # the DuckDB connection that query tables read from

@@ -9,10 +9,58 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
+import tempfile
 from datetime import date, datetime
+from pathlib import Path
 from typing import IO, Any
 
 from collector.report.model import Report, Table
+
+
+def fetch(report: Report, table: Table, limit: int | None = None) -> list[tuple[Any, ...]]:
+    """A table's rows: kept in Python, or read from DuckDB (at most `limit`)."""
+    if table.query is None:
+        return table.rows if limit is None else table.rows[:limit]
+    suffix = "" if limit is None else f" LIMIT {int(limit)}"
+    rows: list[tuple[Any, ...]] = report.con.execute(table.query + suffix).fetchall()
+    return rows
+
+
+def count(report: Report, table: Table) -> int:
+    if table.query is None:
+        return len(table.rows)
+    found = report.con.execute(f"SELECT count(*) FROM ({table.query})").fetchone()
+    return int(found[0]) if found else 0
+
+
+def _copy(report: Report, table: Table, fmt: str, out: IO[str]) -> None:
+    """DuckDB writes csv or JSON Lines itself (a million rows in seconds, not minutes)."""
+    assert table.query is not None
+    described = report.con.execute(f"DESCRIBE {table.query}").fetchall()
+    exprs = []
+    for name, kind, *_ in described:
+        if fmt == "csv" and str(kind).endswith("[]"):  # used_by: `arn time; arn time`
+            exprs.append(
+                f"array_to_string(list_transform({name}, lambda e: concat_ws(' ', e.entity_arn, "
+                f"e.last_authenticated)), '; ') AS {name}"
+            )
+        else:
+            exprs.append(name)
+    options = "FORMAT csv, HEADER" if fmt == "csv" else "FORMAT json"
+    with tempfile.TemporaryDirectory(prefix="collector-report-") as tmp:
+        path = Path(tmp) / f"out.{fmt}"
+        report.con.execute(
+            f"COPY (SELECT {', '.join(exprs)} FROM ({table.query})) TO '{path}' ({options})"
+        )
+        binary = getattr(out, "buffer", None)
+        if binary is None:  # a StringIO: copy as text
+            with path.open(encoding="utf-8") as text:
+                shutil.copyfileobj(text, out)
+            return
+        out.flush()  # what was written as text goes first
+        with path.open("rb") as src:
+            shutil.copyfileobj(src, binary)
 
 
 def machine(value: Any) -> Any:
@@ -36,6 +84,8 @@ def human(column: str, value: Any) -> str:
         return f"{value:.1%}"
     if isinstance(value, datetime):
         return value.strftime("%Y-%m-%d %H:%M")
+    if isinstance(value, str) and len(value) == 20 and value[10] == "T" and value[-1] == "Z":
+        return value[:16].replace("T", " ")  # an ISO timestamp from a DuckDB-side table
     if isinstance(value, list):
         return "; ".join(_entity(item) for item in value)
     return str(value)
@@ -45,7 +95,9 @@ def _entity(item: Any) -> str:
     if isinstance(item, dict) and "entity_arn" in item:
         when = item.get("last_authenticated")
         name = str(item["entity_arn"]).split(":", 5)[-1]
-        return f"{name} ({when:%Y-%m-%d})" if isinstance(when, datetime) else name
+        if isinstance(when, datetime):
+            return f"{name} ({when:%Y-%m-%d})"
+        return f"{name} ({when[:10]})" if isinstance(when, str) else name
     return str(item)
 
 
@@ -65,6 +117,9 @@ def _csv_cell(value: Any) -> Any:
 
 def write_csv(report: Report, out: IO[str]) -> None:
     table = report.tables[0]
+    if table.query is not None:
+        _copy(report, table, "csv", out)
+        return
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(table.columns)
     writer.writerows([_csv_cell(value) for value in row] for row in table.rows)
@@ -73,6 +128,9 @@ def write_csv(report: Report, out: IO[str]) -> None:
 def write_json(report: Report, out: IO[str]) -> None:
     """JSON Lines: one object per row of the main table, like the export itself."""
     table = report.tables[0]
+    if table.query is not None:
+        _copy(report, table, "json", out)
+        return
     for row in table.rows:
         record = {col: machine(value) for col, value in zip(table.columns, row, strict=True)}
         out.write(json.dumps(record, separators=(",", ":")) + "\n")
@@ -82,13 +140,14 @@ def _md_cell(column: str, value: Any) -> str:
     return human(column, value).replace("|", "\\|").replace("\n", " ")
 
 
-def _md_table(table: Table) -> list[str]:
+def _md_table(report: Report, table: Table) -> list[str]:
     lines = [f"## {table.title}", ""]
-    if not table.rows:
+    rows = fetch(report, table)
+    if not rows:
         return [*lines, "(none)", ""]
     lines.append("| " + " | ".join(table.columns) + " |")
     lines.append("|" + "|".join("---" for _ in table.columns) + "|")
-    for row in table.rows:
+    for row in rows:
         cells = (_md_cell(c, v) for c, v in zip(table.columns, row, strict=True))
         lines.append("| " + " | ".join(cells) + " |")
     return [*lines, ""]
@@ -100,7 +159,7 @@ def write_markdown(report: Report, out: IO[str]) -> None:
     lines += [f"- **warning**: {note}" for note in report.notes]
     lines.append("")
     for table in report.tables:
-        lines += _md_table(table)
+        lines += _md_table(report, table)
     out.write("\n".join(lines))
 
 
@@ -123,10 +182,11 @@ def write_table(report: Report, out: IO[str], *, terminal: bool) -> None:
     for note in report.notes:
         console.print(f"[yellow]warning:[/yellow] {note}", highlight=False)
     for table in report.tables:
+        rows = fetch(report, table)
         rich_table = RichTable(title=table.title, title_justify="left", highlight=False)
         for column in table.columns:
-            numeric = table.rows and isinstance(table.rows[0][table.columns.index(column)], int)
+            numeric = rows and isinstance(rows[0][table.columns.index(column)], int | float)
             rich_table.add_column(column, justify="right" if numeric else "left", overflow="fold")
-        for row in table.rows:
+        for row in rows:
             rich_table.add_row(*(_short(c, v) for c, v in zip(table.columns, row, strict=True)))
         console.print(rich_table)

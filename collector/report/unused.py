@@ -53,25 +53,29 @@ def judge(con: duckdb.DuckDBPyConnection, source: str, as_of: date, days: int) -
     )
 
 
-def unused_rows(con: duckdb.DuckDBPyConnection, source: str) -> Table:
+ISO = "'%Y-%m-%dT%H:%M:%SZ'"
+
+
+def unused_rows(source: str) -> Table:
     """One row per (principal, unused service), with per-principal counts and who used it."""
-    rows = con.execute(
-        f"""
+    query = f"""
         WITH counted AS (
             SELECT *, count(*) OVER w AS granted, sum(unused::INT) OVER w AS unused_count
             FROM judged WINDOW w AS (PARTITION BY account_id, run_id, principal_arn)
         ), used_by AS (
             SELECT account_id, run_id, principal_arn, service_namespace,
-                   list({{'entity_arn': entity_arn, 'last_authenticated': last_authenticated}}
-                        ORDER BY last_authenticated DESC NULLS LAST, entity_arn) AS used_by
+                   list({{'entity_arn': entity_arn,
+                          'last_authenticated': strftime(last_authenticated, {ISO})}}
+                        ORDER BY last_authenticated DESC, entity_arn) AS used_by
             FROM {source}
             WHERE record = 'entity' AND principal_type IN ('group', 'policy')
               AND last_authenticated IS NOT NULL
             GROUP BY ALL
         )
         SELECT c.principal_arn, c.principal_type, c.account_id, c.service_namespace,
-               c.service_name, c.last_authenticated, c.days_since,
-               c.granted AS principal_granted, c.unused_count AS principal_unused,
+               c.service_name, strftime(c.last_authenticated, {ISO}) AS last_authenticated,
+               c.days_since, c.granted AS principal_granted,
+               c.unused_count AS principal_unused,
                round(c.unused_count / c.granted, 4) AS principal_unused_share,
                CASE WHEN c.principal_type IN ('group', 'policy')
                     THEN coalesce(u.used_by, []) END AS used_by
@@ -79,7 +83,6 @@ def unused_rows(con: duckdb.DuckDBPyConnection, source: str) -> Table:
                                                   service_namespace)
         WHERE c.unused
         ORDER BY c.account_id, c.principal_type, c.principal_arn, c.service_namespace"""
-    ).fetchall()
     columns = (
         "principal_arn",
         "principal_type",
@@ -93,7 +96,7 @@ def unused_rows(con: duckdb.DuckDBPyConnection, source: str) -> Table:
         "principal_unused_share",
         "used_by",
     )
-    return Table("unused", "Granted and not used", columns, rows, detail=True)
+    return Table("unused", "Granted and not used", columns, [], detail=True, query=query)
 
 
 def per_principal(con: duckdb.DuckDBPyConnection) -> Table:
@@ -192,9 +195,10 @@ def unused_report(
     judge(con, source, as_of, days)
     return Report(
         title=f"Unused access: not used in {days} days as of {as_of.isoformat()}, or never",
-        tables=[unused_rows(con, source), per_principal(con)],
+        tables=[unused_rows(source), per_principal(con)],
         notes=notes,
         charts=[share_chart(con, days), age_chart(con)],
         context={"as of": as_of.isoformat(), "days": str(days)},
         highlights=highlights(con),
+        con=con,
     )

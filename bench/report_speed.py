@@ -190,7 +190,8 @@ def main() -> None:
         wall, cpu, _ = runs[len(runs) // 2]
         peak = max(rss for _, _, rss in runs)
         rows.append((name, wall, runs[0][0], cpu, peak))
-        print(f"{name}: median {wall:.2f} s (CPU {cpu:.2f} s), best {runs[0][0]:.2f} s, {peak:.0f} MB")
+        best = runs[0][0]
+        print(f"{name}: median {wall:.2f} s, CPU {cpu:.2f} s, best {best:.2f} s, {peak:.0f} MB")
     load = max(load, os.getloadavg()[0])
     lines = [
         "# `collector report` on one million service rows",

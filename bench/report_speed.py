@@ -1,9 +1,8 @@
-"""`make bench-report`: time `collector report` on one million synthetic schema-1 service rows.
+"""`make bench-report`: time `collector report` on one million synthetic schema-1 service rows."""
 
-Writes 4 account files (2,500 principals x 100 services each, plus entity, principal and run
-lines) under out/bench-report/, once, then times each report command in a fresh process
-(wall time and peak RSS) and writes bench/report_results.md.
-"""
+# Writes 4 account files (2,500 principals x 100 services each, plus entity, principal and run
+# lines) under out/bench-report/, once, then times each report command in a fresh process
+# (wall time and peak RSS) and writes bench/report_results.md.
 
 from __future__ import annotations
 

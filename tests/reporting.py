@@ -1,5 +1,4 @@
-"""Helpers for the report tests: sweep the emulator through the CLI, run `collector report`,
-and derive what a report must say from the emulator's ground truth in plain Python."""
+"""Report test helpers: CLI sweeps of the emulator, `collector report` runs, expected rows."""
 
 from __future__ import annotations
 

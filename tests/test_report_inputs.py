@@ -125,3 +125,16 @@ def test_missing_extra_is_one_line(tmp_path: Path) -> None:
     assert proc.stderr == (
         "collector: error: reports need their extra: pip install 'collector[report]'\n"
     )
+
+
+def test_unwritable_output_is_exit_4(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--output into a missing folder: one line naming the file, exit 4 (as the sweep's)."""
+    good = tmp_path / "in.jsonl"
+    good.write_text(_lines(GOOD))
+    target = tmp_path / "missing" / "report.csv"
+    assert main(["report", "summary", str(good), "--output", str(target)]) == 4
+    out, err = capsys.readouterr()
+    assert (
+        out == ""
+        and err.splitlines()[-1] == f"collector: error: {target}: No such file or directory"
+    )

@@ -1,10 +1,9 @@
-"""`report diff OLD NEW`: what changed between two sweeps of the same account(s).
+"""`report diff OLD NEW`: what changed between two sweeps of the same account(s)."""
 
-Each side is judged as of its own run's date (the UTC date the sweep started), so "newly
-unused" means: used within N days when OLD ran, not when NEW ran. Service changes are
-listed for principals reported completely on both sides; accounts on one side only are
-noted, not diffed (a missing account is not a removal of all its principals).
-"""
+# Each side is judged as of its own run's date (the UTC date the sweep started), so "newly
+# unused" means: used within N days when OLD ran, not when NEW ran. Service changes are
+# listed for principals reported completely on both sides; accounts on one side only are
+# noted, not diffed (a missing account is not a removal of all its principals).
 
 from __future__ import annotations
 

@@ -52,7 +52,7 @@ def _cell(column: str, value: Any) -> str:
     if isinstance(value, list):
         lines = "<br>".join(escape(human(column, [item])) for item in value)
         return f'<td class="wrap">{lines}</td>'
-    css = ' class="wrap"' if column in ("service_name", "files", "used") else ""
+    css = ' class="wrap"' if column in ("service_name", "files", "in_report") else ""
     return f"<td{css}>{escape(human(column, value))}</td>"
 
 

@@ -1,9 +1,8 @@
-"""Report inputs: expand paths and globs, load schema-1 JSONL(.gz) into DuckDB, check them.
+"""Report inputs: expand paths and globs, load schema-1 JSONL(.gz) into DuckDB, check them."""
 
-A table `NAME` holds every record, typed; `NAME_runs` one row per (account, run) with its
-status and start; `NAME_cur` the records of the newest run of each account, so a glob over
-many nights (`out/*/*.jsonl.gz`) reports each account once, from its latest sweep.
-"""
+# A table `NAME` holds every record, typed; `NAME_runs` one row per (account, run) with its
+# status and start; `NAME_cur` the records of the newest run of each account, so a glob over
+# many nights (`out/*/*.jsonl.gz`) reports each account once, from its latest sweep.
 
 from __future__ import annotations
 

@@ -1,12 +1,11 @@
-"""`report parquet`: the export as Parquet, one dataset per record kind, Hive-partitioned.
+"""`report parquet`: the export as Parquet, one dataset per record kind, Hive-partitioned."""
 
-Layout: `DIR/<kind>/account_id=<id>/date=<YYYY-MM-DD>/run-<run_id>.parquet`, where `date` is
-the UTC date the sweep started (its run line's `started`, the same date as the output
-template's `{date}`; for a file without a run line, its earliest `job_created`). One file per
-run and partition, named by run id: exporting the same sweep again replaces its files, and
-a new night adds new partitions. Partition columns live in the path only (declare them as
-`string` in Athena/Glue so account ids keep their leading zeros).
-"""
+# Layout: `DIR/<kind>/account_id=<id>/date=<YYYY-MM-DD>/run-<run_id>.parquet`, where `date` is
+# the UTC date the sweep started (its run line's `started`, the same date as the output
+# template's `{date}`; for a file without a run line, its earliest `job_created`). One file per
+# run and partition, named by run id: exporting the same sweep again replaces its files, and
+# a new night adds new partitions. Partition columns live in the path only (declare them as
+# `string` in Athena/Glue so account ids keep their leading zeros).
 
 from __future__ import annotations
 

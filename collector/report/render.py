@@ -1,9 +1,8 @@
-"""Render a report as a rich table, CSV, JSON Lines or Markdown.
+"""Render a report as a rich table, CSV, JSON Lines or Markdown."""
 
-csv and json carry the main (first) table only, with machine values (shares as fractions,
-timestamps ISO-8601 with Z, empty for null in CSV); table and markdown show every table and
-the notes, for people.
-"""
+# csv and json carry the main (first) table only, with machine values (shares as fractions,
+# timestamps ISO-8601 with Z, empty for null in CSV); table and markdown show every table and
+# the notes, for people.
 
 from __future__ import annotations
 
@@ -16,6 +15,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from collector.report.model import Report, Table
+
+TERMINAL_ROWS = 500
 
 
 def fetch(report: Report, table: Table, limit: int | None = None) -> list[tuple[Any, ...]]:
@@ -182,7 +183,9 @@ def write_table(report: Report, out: IO[str], *, terminal: bool) -> None:
     for note in report.notes:
         console.print(f"[yellow]warning:[/yellow] {note}", highlight=False)
     for table in report.tables:
-        rows = fetch(report, table)
+        # A terminal is for reading: a long per-service list stops at TERMINAL_ROWS, and says so.
+        limit = TERMINAL_ROWS if terminal and table.detail else None
+        rows = fetch(report, table, limit)
         rich_table = RichTable(title=table.title, title_justify="left", highlight=False)
         for column in table.columns:
             numeric = rows and isinstance(rows[0][table.columns.index(column)], int | float)
@@ -190,3 +193,9 @@ def write_table(report: Report, out: IO[str], *, terminal: bool) -> None:
         for row in rows:
             rich_table.add_row(*(_short(c, v) for c, v in zip(table.columns, row, strict=True)))
         console.print(rich_table)
+        if limit is not None and (total := count(report, table)) > limit:
+            console.print(
+                f"[yellow]{total - limit:,} more rows[/yellow]: --format csv, json or html "
+                "(or --output FILE) for all of them",
+                highlight=False,
+            )

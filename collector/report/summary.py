@@ -1,9 +1,8 @@
-"""`report summary`: per account and principal type, what was reported and how much is unused.
+"""`report summary`: per account and principal type, what was reported and how much is unused."""
 
-A principal is counted when its `principal` line is there; `errors` counts principals that
-ended in an `error` record, `incomplete` those with rows but neither (an unfinished sweep).
-Every account carries its run's status; anything but `complete` is flagged.
-"""
+# A principal is counted when its `principal` line is there; `errors` counts principals that
+# ended in an `error` record, `incomplete` those with rows but neither (an unfinished sweep).
+# Every account carries its run's status; anything but `complete` is flagged.
 
 from __future__ import annotations
 
@@ -63,7 +62,7 @@ def summary_table(con: duckdb.DuckDBPyConnection, source: str, runs: str) -> Tab
 
 
 def runs_table(runs: list[Run]) -> Table:
-    columns = ("account_id", "run_id", "started", "status", "errors", "used", "files")
+    columns = ("account_id", "run_id", "started", "status", "errors", "in_report", "files")
     rows = [
         (
             run.account_id,

@@ -1,9 +1,8 @@
-"""`report unused`: what each principal is granted and has not used in N days, or ever.
+"""`report unused`: what each principal is granted and has not used in N days, or ever."""
 
-Age is counted in whole UTC calendar days: `days_since` = the as-of date minus the date of
-`last_authenticated`; a service is unused when it was never used or `days_since >= N`.
-Only principals with a `principal` line (complete reports) are judged.
-"""
+# Age is counted in whole UTC calendar days: `days_since` = the as-of date minus the date of
+# `last_authenticated`; a service is unused when it was never used or `days_since >= N`.
+# Only principals with a `principal` line (complete reports) are judged.
 
 from __future__ import annotations
 

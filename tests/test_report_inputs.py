@@ -138,3 +138,12 @@ def test_unwritable_output_is_exit_4(tmp_path: Path, capsys: pytest.CaptureFixtu
         out == ""
         and err.splitlines()[-1] == f"collector: error: {target}: No such file or directory"
     )
+
+
+def test_the_same_run_twice_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A sweep's .part next to its finished copy would count every row twice: exit 2."""
+    (tmp_path / "a.jsonl").write_text(_lines(GOOD))
+    (tmp_path / "a.jsonl.part").write_text(_lines(GOOD))
+    assert main(["report", "unused", str(tmp_path / "a.jsonl*")]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err[-1].startswith("collector: error: run r1 of account 123456789012 is given more")

@@ -34,7 +34,8 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; }
 tr:hover td { background: #f9fafb; }
 .more { color: #52606d; font-style: italic; }
 .cards { display: flex; flex-wrap: wrap; gap: 12px; margin: 8px 0 4px; }
-.card { border: 1px solid #e4e7eb; border-radius: 6px; padding: 8px 14px; min-width: 150px; }
+.card { border: 1px solid #e4e7eb; border-radius: 6px; padding: 8px 14px; min-width: 120px; }
+td.flag { background: #fdecea; color: #9b1c1c; font-weight: 600; }
 .card b { display: block; font-size: 20px; }
 .card span { color: #52606d; font-size: 12px; }
 td.wrap { white-space: normal; max-width: 420px; }
@@ -52,6 +53,8 @@ def _cell(column: str, value: Any) -> str:
     if isinstance(value, list):
         lines = "<br>".join(escape(human(column, [item])) for item in value)
         return f'<td class="wrap">{lines}</td>'
+    if column in ("run_status", "status") and value != "complete":
+        return f'<td class="flag">{escape(human(column, value))}</td>'
     css = ' class="wrap"' if column in ("service_name", "files", "in_report") else ""
     return f"<td{css}>{escape(human(column, value))}</td>"
 

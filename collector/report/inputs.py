@@ -216,9 +216,11 @@ def load(
 
 
 def _runs(con: duckdb.DuckDBPyConnection, name: str) -> list[Run]:
+    # One sweep of one account is one file; in two (a .part and its finished file, a copy),
+    # every row would count twice.
     twice = con.execute(
         f"""SELECT account_id, run_id, string_agg(DISTINCT file, ' and ') FROM {name}
-            WHERE record = 'run' GROUP BY ALL HAVING count(*) > 1 LIMIT 1"""
+            GROUP BY ALL HAVING count(DISTINCT file) > 1 LIMIT 1"""
     ).fetchone()
     if twice is not None:
         raise ReportInputError(

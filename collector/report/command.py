@@ -45,8 +45,8 @@ def _output_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--format",
         choices=FORMATS,
-        help="table (default on a terminal), csv (default otherwise), json (JSON Lines), "
-        "markdown, html (one self-contained page); else taken from --output's suffix",
+        help="json is JSON Lines, html one self-contained page; default: from --output's "
+        "suffix (.csv .json .md .html), else table on a terminal and csv otherwise",
     )
     parser.add_argument("--output", metavar="FILE", help="write here instead of stdout")
 

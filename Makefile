@@ -42,3 +42,22 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache
+
+# --- collector report (issue 15) ---
+.PHONY: report-screenshot bench-report
+CHROMIUM ?= chromium
+# Renders the HTML report of a demo sweep in headless Chromium (Debian's `chromium` package)
+# to docs/report.png; the flags keep Chromium off the network.
+report-screenshot: $(STAMP)
+	rm -rf out/screenshot
+	$(BIN)/collector demo --principals 300 --seed 1 --output-dir out/screenshot
+	$(BIN)/collector report unused 'out/screenshot/*.jsonl' --output out/screenshot/report.html
+	$(CHROMIUM) --headless --no-sandbox --disable-gpu --disable-quic --no-first-run \
+		--disable-background-networking --disable-component-update --disable-sync \
+		--user-data-dir=out/screenshot/chromium --hide-scrollbars --force-device-scale-factor=1 \
+		--window-size=1400,1500 --screenshot=docs/report.png \
+		file://$(CURDIR)/out/screenshot/report.html 2>out/screenshot/chromium.log
+
+# `report unused` and `summary` on one million synthetic service rows (not part of `make test`).
+bench-report: $(STAMP)
+	$(BIN)/python -m bench.report_speed

@@ -34,6 +34,7 @@ from collector.manifest import add_manifest_parser, run_manifest
 from collector.models import Counters
 from collector.organization import OrgProgress, OrgResult, OrgSweep, check_org_settings
 from collector.progress import org_snapshot, show_progress, sweep_snapshot
+from collector.report import add_report_parser, run_report
 from collector.shard import Shard, resolve_run_id, resolve_shard
 from collector.sweep import Shutdown, SweepResult
 
@@ -128,6 +129,7 @@ def build_parser(*, emulator_options: bool = True) -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=1)
     demo.add_argument("--output-dir", default="out")
     add_manifest_parser(commands)
+    add_report_parser(commands)
     emulate = commands.add_parser("emulate", help="serve the Access Advisor emulator on 127.0.0.1")
     if emulator_options:
         try:
@@ -360,6 +362,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _demo(args)
     if args.command == "manifest":
         return run_manifest(args)
+    if args.command == "report":
+        return run_report(args)
     try:
         settings = load_settings(args.config, os.environ, _overrides(args))
     except ConfigError as error:

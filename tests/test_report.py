@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import gzip
+import io
 import json
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
@@ -85,15 +87,15 @@ def test_unused_csv_is_the_same_rows(swept: Swept) -> None:
     """CSV (the default off a terminal) has one header and the same (principal, service) rows."""
     proc = report("unused", str(swept.path), "--days", "60", "--as-of", "2026-01-01")
     assert proc.returncode == 0, proc.stderr
-    header, *rows = proc.stdout.splitlines()
-    assert header.split(",")[:4] == [
+    header, *rows = list(csv.reader(io.StringIO(proc.stdout)))
+    assert header[:4] == [
         "principal_arn",
         "principal_type",
         "account_id",
         "service_namespace",
     ]
     want = expected_unused(swept.truth, date(2026, 1, 1), 60)
-    assert [row.split(",")[0:4:3] for row in rows] == [
+    assert [row[0:4:3] for row in rows] == [
         [r["principal_arn"], r["service_namespace"]] for r in want
     ]
 

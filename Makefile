@@ -42,3 +42,25 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache
+
+# --- Container image: needs root and Debian's package mirror; not part of `make test` ---
+IMAGE ?= localhost/collector:$(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+IMAGE_BASE ?= localhost/collector-base:bookworm
+IMAGE_TOOLS := buildah podman debootstrap runc
+
+.PHONY: image image-test image-tools
+
+image-tools:
+	@missing=$$(for tool in $(IMAGE_TOOLS); do command -v $$tool >/dev/null || echo $$tool; done); \
+	if [ -n "$$missing" ]; then \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing; \
+	fi
+
+# A local debian:bookworm-slim equivalent (debootstrap), then buildah bud with chroot isolation.
+image: image-tools
+	deploy/image/base.sh $(IMAGE_BASE)
+	deploy/image/build.sh $(IMAGE) $(IMAGE_BASE) $(PYTHON)
+
+# The image against the emulator on loopback: uid 10001 into a mounted dir, read-only rootfs.
+image-test: image $(STAMP)
+	deploy/image/test.sh $(IMAGE) $(BIN)

@@ -60,9 +60,7 @@ def pid1_of(launcher: subprocess.Popen[str]) -> psutil.Process:
     raise AssertionError("unshare never started the sweep")
 
 
-def test_sigterm_to_pid1_stops_the_sweep_gracefully(
-    slow_account: Emulator, tmp_path: Path
-) -> None:
+def test_sigterm_to_pid1_stops_the_sweep_gracefully(slow_account: Emulator, tmp_path: Path) -> None:
     """SIGTERM from outside to PID 1: exit 143, the .part kept, its last line the `interrupted` run."""
     refusal = unshare_refusal()
     if refusal is not None:

@@ -27,16 +27,6 @@ RUN --mount=type=secret,id=pipconf,target=/run/secrets/pip.conf \
     && ! /opt/collector/bin/python -c "import moto" 2>/dev/null
 
 FROM ${BASE_IMAGE}
-ARG VERSION=0.1.0
-ARG SOURCE_URL=unknown
-ARG REVISION=unknown
-# No licence has been chosen yet, so there is no org.opencontainers.image.licenses label.
-LABEL org.opencontainers.image.title="collector" \
-      org.opencontainers.image.description="Bulk collector of AWS IAM Access Advisor data into JSONL" \
-      org.opencontainers.image.version="${VERSION}" \
-      org.opencontainers.image.source="${SOURCE_URL}" \
-      org.opencontainers.image.revision="${REVISION}" \
-      org.opencontainers.image.base.name="debian:bookworm-slim"
 # python3 (no -venv, no pip) and the CA store for TLS to AWS and to corporate proxies.
 RUN apt-get update \
     && apt-get install -y --no-install-recommends python3 ca-certificates \
@@ -62,5 +52,17 @@ WORKDIR /data
 # collector is PID 1 and handles SIGTERM itself: a graceful stop (exit 143, .part kept for
 # --resume) within shutdown_grace plus the final flush; give it at least 30 s before SIGKILL.
 STOPSIGNAL SIGTERM
+
+# Last, so a new commit (REVISION) does not rebuild the layers above.
+ARG VERSION=0.1.0
+ARG SOURCE_URL=unknown
+ARG REVISION=unknown
+# No licence has been chosen yet, so there is no org.opencontainers.image.licenses label.
+LABEL org.opencontainers.image.title="collector" \
+      org.opencontainers.image.description="Bulk collector of AWS IAM Access Advisor data into JSONL" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.source="${SOURCE_URL}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.base.name="debian:bookworm-slim"
 ENTRYPOINT ["collector"]
 CMD ["sweep"]

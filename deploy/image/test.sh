@@ -66,11 +66,42 @@ buildah run --isolation chroot --user "$uid:$uid" --volume "$work/out:/data" "${
 echo "exit 0 in $(( ($(date +%s%N) - started) / 1000000 )) ms"
 check_output "$work/out"
 
+pid1_stop() {  # `podman stop` sends SIGTERM to PID 1, as Kubernetes and ECS do
+    section "SIGTERM to PID 1 of the container (podman stop)"
+    local name=collector-image-test-$$ code slow_url slow_pid part
+    # A slower account (Generate at 10/s) keeps this sweep running for about 20 s.
+    "$bin/collector" emulate --port 0 --principals "$principals" --seed 8 \
+        --rate GenerateServiceLastAccessedDetails=10 >"$work/slow.out" 2>/dev/null &
+    slow_pid=$!
+    for _ in $(seq 200); do [[ -s $work/slow.out ]] && break; sleep 0.1; done
+    slow_url=$(head -n 1 "$work/slow.out")
+    install -d -o "$uid" -g "$uid" -m 0700 "$work/out-stop"
+    podman run "${podman_opts[@]}" --detach --name "$name" --user "$uid:$uid" \
+        --volume "$work/out-stop:/data" "$image" sweep --endpoint-url "$slow_url" >/dev/null
+    for _ in $(seq 300); do
+        [[ -n $(find "$work/out-stop" -name '*.part') ]] && break
+        sleep 0.1
+    done
+    sleep 3
+    echo "PID 1 in the container: $(podman top "$name" pid args | awk '$1 == 1')"
+    podman stop --time 60 "$name" >/dev/null
+    code=$(podman wait "$name")
+    podman rm "$name" >/dev/null
+    kill "$slow_pid" && wait "$slow_pid" || true
+    part=$(find "$work/out-stop" -name '*.part' -print -quit)
+    [[ -n $part ]] || { echo "FAIL: no .part left"; exit 1; }
+    stat -c '%A %a %u:%g %s bytes %n' "$part"
+    echo "exit $code; run line: $(zcat "$part" | tail -n 1 | "$bin/python" -c 'import json,sys; r=json.load(sys.stdin); print(r["record"], r["status"], r["records"])')"
+    [[ $code == 143 ]] || { echo "FAIL: exit $code, not 143"; exit 1; }
+    zcat "$part" | tail -n 1 | grep -q '"status": *"interrupted"' || { echo "FAIL: no interrupted run line"; exit 1; }
+}
+
 section "read-only root filesystem, tmpfs /tmp (podman run --read-only)"
 install -d -o "$uid" -g "$uid" -m 0700 "$work/out-ro"
-podman_run=(podman run --rm --runtime runc --network host --read-only --tmpfs /tmp:rw,size=64m
+podman_opts=(--runtime runc --network host --read-only --tmpfs /tmp:rw,size=64m
     --ulimit nofile=4096:4096 --ulimit nproc=4096:4096)  # podman's defaults exceed ours
-for pair in "${sweep_env[@]}"; do podman_run+=(--env "$pair"); done
+for pair in "${sweep_env[@]}"; do podman_opts+=(--env "$pair"); done
+podman_run=(podman run --rm "${podman_opts[@]}")
 if "${podman_run[@]}" --entrypoint /bin/true "$image" 2>"$work/podman.err"; then
     "${podman_run[@]}" --user "$uid:$uid" --volume "$work/out-ro:/data" "$image" \
         sweep --endpoint-url "$url"
@@ -79,6 +110,7 @@ if "${podman_run[@]}" --entrypoint /bin/true "$image" 2>"$work/podman.err"; then
         echo "FAIL: the root filesystem was writable"; exit 1
     fi
     echo "root filesystem refused a write: read-only"
+    pid1_stop
 else
     echo "SKIPPED: podman cannot run containers here: $(tail -n 1 "$work/podman.err")"
 fi

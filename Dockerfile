@@ -10,7 +10,7 @@ ARG BASE_IMAGE=docker.io/library/debian:bookworm-slim@sha256:3783cc01769c7b2b1b8
 
 FROM ${BASE_IMAGE} AS build
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends python3 python3-venv \
+    && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends python3 python3-venv \
     && rm -rf /var/lib/apt/lists/*
 COPY pyproject.toml README.md /src/
 COPY collector /src/collector
@@ -29,7 +29,7 @@ RUN --mount=type=secret,id=pipconf,target=/run/secrets/pip.conf \
 FROM ${BASE_IMAGE}
 # python3 (no -venv, no pip) and the CA store for TLS to AWS and to corporate proxies.
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends python3 ca-certificates \
+    && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends python3 ca-certificates \
     && rm -rf /var/lib/apt/lists/* /var/cache/debconf/*-old /var/log/apt /var/log/dpkg.log \
     && groupadd --system --gid 10001 collector \
     && useradd --system --uid 10001 --gid 10001 --home-dir /nonexistent --shell /usr/sbin/nologin collector \

@@ -16,6 +16,7 @@ from urllib.parse import urlparse
 
 CERT_IN_BUILD = "/run/secrets/pip-ca.pem"  # where the Dockerfile's secret mount puts it
 PATH_KEYS = {"find-links", "index-url", "extra-index-url"}
+HOST_ONLY_KEYS = {"config-file"}  # PIP_CONFIG_FILE names a host file; its settings are listed
 
 
 def pip_settings(python: str) -> dict[tuple[str, str], str]:
@@ -29,6 +30,8 @@ def pip_settings(python: str) -> dict[tuple[str, str], str]:
         name, _, raw = line.partition("=")
         section, _, key = name.rpartition(".")
         value = raw.strip().strip("'\"")
+        if key in HOST_ONLY_KEYS:
+            continue
         if section == ":env:":
             env["global", key] = value
         elif section:

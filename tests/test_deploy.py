@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -128,18 +130,36 @@ def test_org_sweep_is_an_indexed_job_and_merge_runs_after_its_deadline() -> None
     (sweep_container,) = job["template"]["spec"]["containers"]
     args = sweep_container["args"]
     assert args[:2] == ["sweep", "--org"] and "--resume" in args
-    template = args[args.index("--manifest") + 1]
-    assert "{shard}" in template and template in merge_args(merge)
+    assert "{shard}" in args[args.index("--manifest") + 1]
     # Same UTC day (the run id both derive), and the sweep's deadline passed before the merge.
     start, merge_at = cron_hour(sweep), cron_hour(merge)
     assert start + job["activeDeadlineSeconds"] / 3600 < merge_at < 24
 
 
-def merge_args(cronjob: dict[str, Any]) -> list[str]:
-    (container,) = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
-    args: list[str] = container["args"]
-    assert args[:2] == ["manifest", "merge"]
-    return args
+def test_org_merge_reads_exactly_the_manifests_the_shards_write(tmp_path: Path) -> None:
+    """The merge pod's shell line, run with a stand-in collector, names every shard's manifest."""
+    cronjobs = {d["metadata"]["name"]: d for d in k8s_documents("org-sweep.yaml") if d["kind"] == "CronJob"}  # fmt: skip
+    (sweep,) = cronjobs["collector-org-sweep"]["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]  # fmt: skip
+    (merge,) = cronjobs["collector-org-merge"]["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]  # fmt: skip
+    stand_in = tmp_path / "collector"
+    stand_in.write_text('#!/bin/sh\nfor arg in "$@"; do echo "$arg"; done\n')
+    stand_in.chmod(0o755)
+    before = datetime.now(UTC).strftime("%Y-%m-%d")
+    proc = subprocess.run(
+        [*merge["command"], *merge["args"]], capture_output=True, text=True, timeout=30, check=True,
+        env={"PATH": f"{tmp_path}:/usr/bin:/bin", **env_of(merge)},
+    )  # fmt: skip
+    after = datetime.now(UTC).strftime("%Y-%m-%d")
+    template = sweep["args"][sweep["args"].index("--manifest") + 1]
+    expected = {
+        run_id: [
+            "manifest", "merge", "--expect-shards", str(SHARDS),
+            "--output", template.replace("{run_id}", run_id).replace("shard-{shard}", "org"),
+            *[template.format(run_id=run_id, shard=i) for i in range(SHARDS)],
+        ]
+        for run_id in (before, after)
+    }  # fmt: skip
+    assert proc.stdout.splitlines() in expected.values()
 
 
 def cron_hour(cronjob: dict[str, Any]) -> int:
@@ -225,14 +245,17 @@ def test_batch_state_machine_submits_valid_jobs_in_order() -> None:
         assert task["Resource"] == "arn:aws:states:::batch:submitJob.sync"
         params = api_params(task["Parameters"], input_shape("batch", "SubmitJob"))
         assert api_errors(params, "batch", "SubmitJob") == ""
-        assert "'--run-id', $$.Execution.Name)" in command_of(task)
     sweep = tasks["Sweep"]
     assert sweep["Parameters"]["ArrayProperties"]["Size"] == SHARDS
     assert sweep["Next"] == "Merge" and sweep["Catch"][0]["Next"] == "Merge"
     assert tasks["Merge"]["Parameters"]["JobDefinition"] == "collector-org-merge"
+    assert "'--run-id', $$.Execution.Name)" in command_of(sweep)
     manifest = re.search(r"'--manifest', '([^']+)'", command_of(sweep))
-    assert manifest is not None and "{shard}" in manifest[1]
-    assert manifest[1] in command_of(tasks["Merge"])
+    assert manifest is not None
+    merge = command_of(tasks["Merge"])
+    assert f"'--expect-shards', '{SHARDS}'" in merge
+    shards = re.findall(r"States.Format\('([^']+)', \$\$.Execution.Name\)", merge)[1:]
+    assert shards == [manifest[1].format(run_id="{}", shard=i) for i in range(SHARDS)]
 
 
 def test_batch_schedule_matches_create_schedule() -> None:

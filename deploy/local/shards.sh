@@ -34,6 +34,10 @@ if ((interrupted)); then
     exit 143
 fi
 # The merge names any missing shard or account and exits non-zero.
-COLLECTOR_SHARD_COUNT=$count "$collector" manifest merge --org --run-id "$run_id" \
-    --manifest "$manifest" --output "$out/manifests/{run_id}/org.json"
+manifests=()
+for ((index = 0; index < count; index++)); do
+    manifests+=("$out/manifests/$run_id/shard-$index.json")
+done
+"$collector" manifest merge --expect-shards "$count" --output "$out/manifests/$run_id/org.json" \
+    "${manifests[@]}"
 exit "$failed"

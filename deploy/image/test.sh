@@ -47,6 +47,19 @@ podman image inspect --format '{{.Id}} {{.Size}} bytes, user {{.Config.User}}' "
 podman image inspect --format '{{range $k, $v := .Config.Labels}}{{$k}}={{$v}}
 {{end}}' "$image"
 
+section "contents: no pip, no compiler, no emulator"
+container=$(buildah from --quiet "$image")
+buildah run --isolation chroot "$container" -- /bin/sh -c '
+    for module in pip ensurepip moto setuptools; do
+        python3 -c "import $module" 2>/dev/null && { echo "FAIL: $module importable"; exit 1; }
+    done
+    for tool in pip pip3 cc gcc make; do
+        command -v "$tool" && { echo "FAIL: $tool present"; exit 1; }
+    done
+    echo "python: $(python3 --version), pip/ensurepip/setuptools/moto not importable, no pip/cc/gcc/make"
+    collector --version
+'
+
 section "emulator on the host's loopback"
 "$bin/collector" emulate --port 0 --principals "$principals" --seed 7 >"$work/emulate.out" 2>"$work/emulate.err" &
 emulator_pid=$!
@@ -57,7 +70,6 @@ echo "$url, $principals principals, account $account"
 
 section "sweep as uid $uid into a mounted directory (buildah run --isolation chroot)"
 install -d -o "$uid" -g "$uid" -m 0700 "$work/out"
-container=$(buildah from --quiet "$image")
 env_args=()
 for pair in "${sweep_env[@]}"; do env_args+=(--env "$pair"); done
 started=$(date +%s%N)

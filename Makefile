@@ -61,3 +61,25 @@ report-screenshot: $(STAMP)
 # `report unused` and `summary` on one million synthetic service rows (not part of `make test`).
 bench-report: $(STAMP)
 	$(BIN)/python -m bench.report_speed
+
+# --- Container image: needs root and Debian's package mirror; not part of `make test` ---
+IMAGE ?= localhost/collector:$(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+IMAGE_BASE ?= localhost/collector-base:bookworm
+IMAGE_TOOLS := buildah podman debootstrap runc
+
+.PHONY: image image-test image-tools
+
+image-tools:
+	@missing=$$(for tool in $(IMAGE_TOOLS); do command -v $$tool >/dev/null || echo $$tool; done); \
+	if [ -n "$$missing" ]; then \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing; \
+	fi
+
+# A local debian:bookworm-slim equivalent (debootstrap), then buildah bud with chroot isolation.
+image: image-tools
+	deploy/image/base.sh $(IMAGE_BASE)
+	deploy/image/build.sh $(IMAGE) $(IMAGE_BASE) $(PYTHON)
+
+# The image against the emulator on loopback: uid 10001 into a mounted dir, read-only rootfs.
+image-test: image $(STAMP)
+	deploy/image/test.sh $(IMAGE) $(BIN)

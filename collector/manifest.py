@@ -330,8 +330,10 @@ def add_manifest_parser(commands: Any) -> None:
         description="Exit 0: merged and written; 1: shards or accounts missing or doubled "
         "(nothing written); 2: usage, or a manifest unreadable; 4: output not writable.",
     )
-    merge_parser.add_argument("shard_manifests", nargs="+", type=Path, metavar="SHARD_MANIFEST")
-    merge_parser.add_argument("--output", "-o", required=True, type=Path, metavar="FILE")
+    merge_parser.add_argument("shard_manifests", nargs="+", metavar="SHARD_MANIFEST")
+    merge_parser.add_argument("--output", "-o", required=True, metavar="FILE")
+    merge_parser.add_argument("--endpoint-url", help="S3 (and STS) endpoint, for s3:// paths")
+    merge_parser.add_argument("--s3-bucket-owner", metavar="ACCOUNT_ID")
     merge_parser.add_argument(
         "--expect-shards", type=_positive, metavar="N", help="fail unless the run had N shards"
     )
@@ -340,7 +342,14 @@ def add_manifest_parser(commands: Any) -> None:
 def run_manifest(args: argparse.Namespace) -> int:
     """Run a `manifest` subcommand; errors become one line on stderr and an exit code."""
     try:
-        merged = merge(args.shard_manifests, args.output, args.expect_shards)
+        if any(str(p).startswith("s3://") for p in [*args.shard_manifests, args.output]):
+            from collector.manifeststore import merge_via_s3
+
+            merged = merge_via_s3(args)
+        else:
+            merged = merge(
+                [Path(p) for p in args.shard_manifests], Path(args.output), args.expect_shards
+            )
     except ManifestError as error:
         print(f"collector: error: incomplete run: {error}", file=sys.stderr)
         return 1

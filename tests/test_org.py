@@ -278,3 +278,30 @@ def test_an_org_sweep_to_s3_writes_objects_and_the_manifest_there(
             assert_matches_truth(lines, org.ground_truth(account_id))
     assert s3.list_multipart_uploads(Bucket="org-exports").get("Uploads", []) == []
     assert not (tmp_path / "out").exists()
+
+
+def test_shard_manifests_in_s3_merge_there(big_org: Organization, tmp_path: Path) -> None:
+    """Two shards writing to S3 (objects and manifests); `manifest merge` reads the shard
+    manifests from S3 and puts the org manifest there; a missing shard is exit 1, named."""
+    s3 = boto3.client("s3", endpoint_url=big_org.endpoint, region_name="us-east-1",
+                      aws_access_key_id="testing", aws_secret_access_key="testing")  # fmt: skip
+    s3.create_bucket(Bucket="sharded")
+    procs = []
+    for index in range(2):
+        args = org_args(big_org, "--run-id", "n2", "--shard", f"{index}/2",
+                        "--manifest", "s3://sharded/m/{run_id}/shard-{shard}.json")  # fmt: skip
+        args[args.index("out/{account_id}.jsonl")] = "s3://sharded/o/{account_id}.jsonl.gz"
+        procs.append(subprocess.Popen([COLLECTOR, *args], cwd=tmp_path, stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE, text=True, env=os.environ | FAST_ENV))  # fmt: skip
+    for proc in procs:
+        _, stderr = proc.communicate(timeout=300)
+        assert proc.returncode == 0, stderr[-2000:]
+    shards = [f"s3://sharded/m/n2/shard-{i}.json" for i in range(2)]
+    merge = ["manifest", "merge", "--endpoint-url", big_org.endpoint, "--expect-shards", "2"]
+    merged = cli(*merge, "--output", "s3://sharded/m/n2/org.json", *shards, cwd=tmp_path)
+    assert merged.returncode == 0, merged.stderr
+    org_manifest = json.loads(s3.get_object(Bucket="sharded", Key="m/n2/org.json")["Body"].read())
+    assert {e["account_id"] for e in org_manifest["accounts"]} == {a.id for a in big_org.accounts}
+    s3.delete_object(Bucket="sharded", Key="m/n2/shard-1.json")
+    missing = cli(*merge, "--output", "s3://sharded/m/n2/again.json", *shards, cwd=tmp_path)
+    one_line_error(missing, 1, "missing shards 1 of 2")

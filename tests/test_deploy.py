@@ -21,6 +21,11 @@ import yaml
 from botocore.model import Shape
 from botocore.validate import ParamValidator
 
+from collector.cli import _overrides, build_parser
+from collector.config import load_settings
+from collector.organization import check_org_settings
+from collector.shard import resolve_shard
+
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
 # The oldest Kubernetes with everything used here GA (backoffLimitPerIndex: 1.33), and the newest.
 K8S_VERSIONS = ["1.33", kubernetes_validate.latest_version()]
@@ -323,3 +328,40 @@ def test_every_role_has_a_trust_and_a_permissions_policy() -> None:
     for stem in stems:
         for kind in ("trust", "policy"):
             assert stem.with_name(f"{stem.name}-role-{kind}.json").exists(), stem
+
+
+def collector_commands() -> list[tuple[str, list[str], dict[str, str]]]:
+    """(where, argv after `collector`, environment) of every collector run the deploy files make."""
+    found = []
+    for name in ("single-account.yaml", "org-sweep.yaml"):
+        for spec in pod_specs(k8s_documents(name)):
+            for container in spec["containers"]:
+                args = container.get("args") or []
+                if args and args[0] in ("sweep", "manifest"):
+                    found.append((name, list(args), env_of(container)))
+    for name in ("aws-batch/job-definition-sweep.json", "ecs/task-definition.json"):
+        document = load_json(name)
+        containers = document.get("containerDefinitions") or [
+            c for task in document["ecsProperties"]["taskProperties"] for c in task["containers"]
+        ]
+        for container in containers:
+            env = {e["name"]: e["value"] for e in container.get("environment", [])}
+            found.append((name, list(container["command"]), env))
+    return found
+
+
+@pytest.mark.parametrize("where, argv, env", collector_commands(), ids=lambda v: str(v)[:40])
+def test_deploy_commands_parse_with_the_real_cli(
+    where: str, argv: list[str], env: dict[str, str]
+) -> None:
+    """Every flag and setting the deploy files pass is one collector accepts (no AWS needed)."""
+    args = build_parser(emulator_options=False).parse_args(argv)
+    if args.command != "sweep":
+        return
+    settings = load_settings(None, env | {"JOB_COMPLETION_INDEX": "0"}, _overrides(args))
+    if settings.org.enabled:
+        check_org_settings(settings)
+        resolve_shard(
+            settings.shard,
+            env | ({"JOB_COMPLETION_INDEX": "0"} if "COLLECTOR_SHARD_COUNT" in env else {}),
+        )

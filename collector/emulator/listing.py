@@ -3,8 +3,6 @@ pages), cut from the complete lists moto renders; moto's own code stays untouche
 
 from __future__ import annotations
 
-import base64
-import binascii
 import io
 import threading
 import xml.etree.ElementTree as ET
@@ -15,6 +13,7 @@ from xml.sax.saxutils import escape
 
 from collector.emulator import wire
 from collector.emulator.faults import FaultInjector
+from collector.emulator.markers import decode_marker, encode_marker
 from collector.emulator.operations import DEFAULT_MAX_ITEMS, Answer, InvalidInput
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
@@ -37,6 +36,20 @@ _EVERYTHING = "100000000"
 Item = tuple[str, str]
 
 
+def _encode_marker(operation: str, offset: int) -> str:
+    return encode_marker(operation, offset)
+
+
+def _offset(operation: str, marker: str | None) -> int:
+    if marker is None:
+        return 0
+    # A marker of another List call, or one we never handed out (we never hand out 0).
+    offset = decode_marker(marker, operation, low=1)
+    if offset is None:
+        raise InvalidInput("Invalid Marker.")
+    return offset
+
+
 def _local(tag: str) -> str:
     return tag.rpartition("}")[2]
 
@@ -45,24 +58,6 @@ def _render(node: ET.Element) -> str:
     """An element as the query protocol writes it, without namespaces or whitespace."""
     inner = "".join(_render(child) for child in node) if len(node) else escape(node.text or "")
     return f"<{_local(node.tag)}>{inner}</{_local(node.tag)}>"
-
-
-def _encode_marker(operation: str, offset: int) -> str:
-    return base64.urlsafe_b64encode(f"{operation}:{offset}".encode()).decode()
-
-
-def _offset(operation: str, marker: str | None) -> int:
-    if marker is None:
-        return 0
-    try:
-        kind, _, number = base64.urlsafe_b64decode(marker.encode()).decode().partition(":")
-        offset = int(number)
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise InvalidInput("Invalid Marker.") from None
-    # A marker of another List call, or one we never handed out (we never hand out 0).
-    if kind != operation or offset < 1:
-        raise InvalidInput("Invalid Marker.")
-    return offset
 
 
 class Listings:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -16,6 +14,7 @@ from collector.emulator.activity import ActivityModel
 from collector.emulator.directory import Directory, MalformedArn, UnknownPrincipal
 from collector.emulator.faults import Fate, FaultInjector, Faults, failure, fate, loses_first_job
 from collector.emulator.jobstore import JobStore, ReportJob
+from collector.emulator.markers import decode_marker, encode_marker
 from collector.emulator.reports import GRANULARITIES, EntityRow, ServiceRow, build_report
 
 OPERATIONS = frozenset(
@@ -37,6 +36,20 @@ class Answer:
 
     status: int
     body: bytes
+
+
+def _encode_marker(offset: int) -> str:
+    return encode_marker("offset", offset)
+
+
+def _offset(params: Mapping[str, str], total: int) -> int:
+    marker = params.get("Marker")
+    if marker is None:
+        return 0
+    offset = decode_marker(marker, "offset", low=0, high=total)
+    if offset is None:
+        raise InvalidInput("Invalid Marker.")
+    return offset
 
 
 class InvalidInput(Exception):
@@ -62,24 +75,6 @@ def _max_items(params: Mapping[str, str]) -> int:
     if not 1 <= value <= MAX_ITEMS:
         raise InvalidInput(f"MaxItems must be between 1 and {MAX_ITEMS}, got {value}.")
     return value
-
-
-def _encode_marker(offset: int) -> str:
-    return base64.urlsafe_b64encode(f"offset:{offset}".encode()).decode()
-
-
-def _offset(params: Mapping[str, str], total: int) -> int:
-    marker = params.get("Marker")
-    if marker is None:
-        return 0
-    try:
-        kind, _, number = base64.urlsafe_b64decode(marker.encode()).decode().partition(":")
-        offset = int(number)
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise InvalidInput("Invalid Marker.") from None
-    if kind != "offset" or not 0 <= offset <= total:
-        raise InvalidInput("Invalid Marker.")
-    return offset
 
 
 class AccessAdvisor:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
 import threading
 import time
@@ -15,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from collector.emulator import wire
 from collector.emulator.activity import stable_uniform
 from collector.emulator.faults import FaultInjector
+from collector.emulator.markers import decode_marker, encode_marker
 from collector.emulator.operations import Answer, InvalidInput
 from collector.emulator.orgreport import AccessRow, BadEntityPath, OrgReport, UnknownPolicy
 
@@ -53,6 +52,20 @@ class OrgJob:
         return "FAILED" if self.error else "COMPLETED"
 
 
+def _encode_marker(offset: int) -> str:
+    return encode_marker("org-offset", offset)
+
+
+def _offset(params: Mapping[str, str], total: int) -> int:
+    marker = params.get("Marker")
+    if marker is None:
+        return 0
+    offset = decode_marker(marker, "org-offset", low=0, high=total)
+    if offset is None:
+        raise InvalidInput("Invalid Marker.")
+    return offset
+
+
 class _ValidationError(InvalidInput):
     """A model constraint violation: IAM answers ValidationError, not InvalidInput."""
 
@@ -63,24 +76,6 @@ def _constraint(value: str | None, member: str, constraint: str) -> _ValidationE
         f"1 validation error detected: Value {shown} at '{member}' failed to satisfy "
         f"constraint: {constraint}"
     )
-
-
-def _encode_marker(offset: int) -> str:
-    return base64.urlsafe_b64encode(f"org-offset:{offset}".encode()).decode()
-
-
-def _offset(params: Mapping[str, str], total: int) -> int:
-    marker = params.get("Marker")
-    if marker is None:
-        return 0
-    try:
-        kind, _, number = base64.urlsafe_b64decode(marker.encode()).decode().partition(":")
-        offset = int(number)
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise InvalidInput("Invalid Marker.") from None
-    if kind != "org-offset" or not 0 <= offset <= total:
-        raise InvalidInput("Invalid Marker.")
-    return offset
 
 
 def fails(seed: int, share: float, entity_path: str) -> bool:

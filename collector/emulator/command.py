@@ -9,6 +9,7 @@ import sys
 import threading
 from types import FrameType
 
+from collector.emulator.argtypes import share
 from collector.emulator.faults import Faults, LogNormal
 from collector.emulator.orgcommand import add_org_arguments, org_options_from
 from collector.emulator.orgserver import running_organization
@@ -45,16 +46,6 @@ def _latency(text: str) -> float | LogNormal:
     return value
 
 
-def _share(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"expected a share within 0..1, got {text!r}")
-    return value
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of `collector emulate`."""
     parser.add_argument(
@@ -79,14 +70,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     faults.add_argument(
         "--throttle-share",
-        type=_share,
+        type=share,
         metavar="SHARE",
         default=0.0,
         help="random share of IAM calls answered Throttling (400)",
     )
     faults.add_argument(
         "--transient-share",
-        type=_share,
+        type=share,
         metavar="SHARE",
         default=0.0,
         help="random share of IAM calls answered ServiceFailure (500) or ServiceUnavailable (503)",
@@ -102,28 +93,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     faults.add_argument(
         "--failed-share",
-        type=_share,
+        type=share,
         metavar="SHARE",
         default=0.0,
         help="share of principals whose jobs end FAILED with an Error",
     )
     faults.add_argument(
         "--stuck-share",
-        type=_share,
+        type=share,
         metavar="SHARE",
         default=0.0,
         help="share of principals whose jobs stay IN_PROGRESS forever",
     )
     faults.add_argument(
         "--deleted-share",
-        type=_share,
+        type=share,
         metavar="SHARE",
         default=0.0,
         help="share of principals that are listed but answer NoSuchEntity on generation",
     )
     faults.add_argument(
         "--lost-job-share",
-        type=_share,
+        type=share,
         metavar="SHARE",
         default=0.0,
         help="share of principals whose first job answers NoSuchEntity when read",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from collector.emulator.argtypes import count, seconds, share
 from collector.emulator.organization import OrgOptions
 from collector.emulator.server import EmulatorOptions
 
@@ -20,42 +21,12 @@ _ORG_ONLY: dict[str, object] = {
 }
 
 
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a count >= 0, got {text!r}")
-    return value
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected seconds >= 0, got {text!r}")
-    return value
-
-
-def _share(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"expected a share within 0..1, got {text!r}")
-    return value
-
-
 def add_org_arguments(parser: argparse.ArgumentParser) -> None:
     """The options that turn the emulator into an AWS Organization."""
     org = parser.add_argument_group("organisation (with --accounts)")
     org.add_argument(
         "--accounts",
-        type=_count,
+        type=count,
         default=0,
         metavar="N",
         help="serve an organisation of N accounts, the management account included "
@@ -75,18 +46,18 @@ def add_org_arguments(parser: argparse.ArgumentParser) -> None:
         help="the audit role's trust demands this sts:ExternalId",
     )
     org.add_argument(
-        "--suspended", type=_count, default=0, metavar="N", help="member accounts SUSPENDED"
+        "--suspended", type=count, default=0, metavar="N", help="member accounts SUSPENDED"
     )
     org.add_argument(
         "--pending-closure",
-        type=_count,
+        type=count,
         default=0,
         metavar="N",
         help="member accounts PENDING_CLOSURE",
     )
     org.add_argument(
         "--without-role",
-        type=_count,
+        type=count,
         default=0,
         metavar="N",
         help="member accounts without the audit role",
@@ -100,14 +71,14 @@ def add_org_arguments(parser: argparse.ArgumentParser) -> None:
     )
     org.add_argument(
         "--report-latency",
-        type=_seconds,
+        type=seconds,
         default=0.0,
         metavar="SECONDS",
         help="how long an organizations access report stays IN_PROGRESS (default 0)",
     )
     org.add_argument(
         "--report-failed-share",
-        type=_share,
+        type=share,
         default=0.0,
         metavar="SHARE",
         help="share of entity paths whose organizations access reports end FAILED",

@@ -127,9 +127,9 @@ else
     echo "SKIPPED: podman cannot run containers here: $(tail -n 1 "$work/podman.err")"
 fi
 
-# --- S3 sweep: hook for the S3 sink (issue 11) --------------------------------------------
-# Runs once `collector sweep --help` mentions s3:// (the S3 sink and the emulator's S3 land
-# separately); IMAGE_TEST_S3=0 or 1 forces it off or on. It makes a bucket in the emulator,
+# --- S3 sweep -----------------------------------------------------------------------------
+# Runs when `collector sweep --help` mentions s3:// (every build since the S3 sink landed);
+# IMAGE_TEST_S3=0 or 1 forces it off or on. It makes a bucket in the emulator,
 # sweeps from the image to s3://collector-image-test/{account_id}/{date}.jsonl.gz and reads
 # the object back.
 s3_sweep() {
@@ -164,7 +164,7 @@ fi
 if [[ $want_s3 == 1 ]]; then
     s3_sweep
 else
-    echo "SKIPPED: this collector has no S3 sink yet (hook: s3_sweep in deploy/image/test.sh)"
+    echo "SKIPPED: IMAGE_TEST_S3=0, or this collector has no S3 output"
 fi
 
 section "image-test passed"

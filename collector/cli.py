@@ -90,7 +90,7 @@ def _add_sweep_options(parser: argparse.ArgumentParser) -> None:
     org = parser.add_argument_group("organisation sweeps (one file per account, then a manifest)")
     org.add_argument("--org", action="store_const", const=True, help="every account of the org")
     org.add_argument("--ou", action="append", metavar="OU_ID", help="accounts under this OU")
-    org.add_argument("--accounts", metavar="ID,ID", help="exactly these account ids")
+    org.add_argument("--accounts", metavar="ID,ID|FILE", help="exactly these account ids")
     org.add_argument("--accounts-file", metavar="FILE", help="account ids, one per line")
     org.add_argument("--include-accounts", metavar="ID,ID", help="only these of the listed")
     org.add_argument("--exclude-accounts", metavar="ID,ID", help="never these accounts")
@@ -159,8 +159,9 @@ def _overrides(args: argparse.Namespace) -> dict[str, object]:
         "sse_kms_key_id": args.sse_kms_key_id,
         "org.org": args.org,
         "org.ous": ",".join(args.ou) if args.ou else None,
-        "org.accounts": args.accounts,
-        "org.accounts_file": args.accounts_file,
+        # `--accounts FILE` names a file of ids as well as `--accounts-file FILE` does.
+        "org.accounts": None if _is_file(args.accounts) else args.accounts,
+        "org.accounts_file": args.accounts if _is_file(args.accounts) else args.accounts_file,
         "org.include_accounts": args.include_accounts,
         "org.exclude_accounts": args.exclude_accounts,
         "org.role_name": args.role_name,
@@ -172,6 +173,12 @@ def _overrides(args: argparse.Namespace) -> dict[str, object]:
         "shard": args.shard,
         "run_id": args.run_id,
     }
+
+
+def _is_file(value: str | None) -> bool:
+    return (
+        value is not None and not value.replace(",", "").strip().isdigit() and Path(value).is_file()
+    )
 
 
 def _collector_error(error: BaseException) -> CollectorError | None:

@@ -305,3 +305,26 @@ def test_shard_manifests_in_s3_merge_there(big_org: Organization, tmp_path: Path
     s3.delete_object(Bucket="sharded", Key="m/n2/shard-1.json")
     missing = cli(*merge, "--output", "s3://sharded/m/n2/again.json", *shards, cwd=tmp_path)
     one_line_error(missing, 1, "missing shards 1 of 2")
+
+
+def test_accounts_from_a_file_sweep_exactly_those(org: Organization, tmp_path: Path) -> None:
+    """`--accounts FILE` (ids, one per line, # comments): only those accounts, no listing."""
+    members = [
+        a.id for a in org.accounts if a.audit_role and not a.management and a.state == "ACTIVE"
+    ]
+    chosen = [org.management_account_id, members[0]]
+    ids = tmp_path / "ids.txt"
+    ids.write_text("# tonight\n" + "\n".join(chosen) + "\n")
+    args = org_args(org)
+    args[args.index("--org")] = "--accounts"
+    args.insert(args.index("--accounts") + 1, str(ids))
+    proc = cli(*args, cwd=tmp_path, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    manifest = manifest_of(tmp_path)
+    assert {e["account_id"]: e["outcome"] for e in manifest["accounts"]} == dict.fromkeys(
+        chosen, "complete"
+    )
+    for account_id in chosen:
+        assert_matches_truth(
+            read_lines(tmp_path / "out" / f"{account_id}.jsonl"), org.ground_truth(account_id)
+        )

@@ -167,3 +167,4 @@ def test_resume_refuses_a_part_it_did_not_write(tmp_path: Path) -> None:
     )
     one_line_error(proc, 2, "x.jsonl.part", "will not be resumed")
     assert part.read_text() == "" and (part.stat().st_mode & 0o777) == 0o644
+    assert sorted(p.name for p in part.parent.iterdir()) == ["x.jsonl.part"]  # no .tmp, no lock

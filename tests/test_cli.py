@@ -87,13 +87,16 @@ def test_emulate_and_sweep_in_separate_processes(tmp_path: Path) -> None:
 
 @contextmanager
 def killed_on_failure(proc: subprocess.Popen[str]) -> Iterator[None]:
-    """A failing assertion must not leave the sweep running after the test."""
+    """A failing assertion must not leave the sweep running, or its pipes open, after the test."""
     try:
         yield
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
+        for pipe in (proc.stdin, proc.stdout, proc.stderr):
+            if pipe is not None:
+                pipe.close()
 
 
 def start_sweep(emulator: Emulator, cwd: Path, *extra: str) -> subprocess.Popen[str]:

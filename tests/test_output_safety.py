@@ -94,16 +94,19 @@ def test_an_output_that_is_a_device_is_refused(tmp_path: Path) -> None:
 
 def test_two_sweeps_on_one_output_never_mix(account: Emulator, tmp_path: Path) -> None:
     """The second sweep stops at once (exit 5, naming the first); the first publishes exactly."""
+    # Paced to 15 Generate calls/s, the first sweep lasts over ten seconds: still running when
+    # the second starts, however loaded the machine.
     first = subprocess.Popen(
         [COLLECTOR, "sweep", "--endpoint-url", account.endpoint, "--output", "out/x.jsonl"],
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env=os.environ | FAST_ENV,
+        env=os.environ | FAST_ENV | {"COLLECTOR_RATES_GENERATE": "15"},
     )  # fmt: skip
     with killed_on_failure(first):
         wait_for_progress(tmp_path / "out", first, principals=5)
         second = cli(
             "sweep", "--endpoint-url", UNREACHABLE, "--output", "out/x.jsonl", cwd=tmp_path
         )
+        assert first.poll() is None, "the first sweep ended before the second started"
         one_line_error(second, 5, "another sweep", f"pid {first.pid}", "out/x.jsonl")
         _, stderr = first.communicate(timeout=120)
     assert first.returncode == 0, stderr[-2000:]

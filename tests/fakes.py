@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, cast
 
 from botocore.exceptions import ClientError
 
@@ -14,6 +14,9 @@ from collector.environment import StageEnv
 from collector.models import Counters, EntitiesMode, Granularity, RunContext
 from collector.sweep import make_buckets
 
+if TYPE_CHECKING:
+    from types_aiobotocore_iam import IAMClient
+
 CTX = RunContext(run_id="run1", account_id="123456789012")
 
 Answer = dict[str, Any] | Exception | Callable[[dict[str, Any]], dict[str, Any]]
@@ -22,7 +25,8 @@ Answer = dict[str, Any] | Exception | Callable[[dict[str, Any]], dict[str, Any]]
 def client_error(code: str, status: int = 400, message: str = "") -> ClientError:
     return ClientError(
         {"Error": {"Code": code, "Message": message or code},
-         "ResponseMetadata": {"HTTPStatusCode": status}},
+         "ResponseMetadata": {"RequestId": "", "HostId": "", "HTTPStatusCode": status,
+                              "HTTPHeaders": {}, "RetryAttempts": 0}},
         "Operation",
     )  # fmt: skip
 
@@ -30,7 +34,7 @@ def client_error(code: str, status: int = 400, message: str = "") -> ClientError
 class FakeIam:
     """Answers each method with the next scripted answer; records every call's parameters."""
 
-    def __init__(self, script: dict[str, list[Answer]]) -> None:
+    def __init__(self, script: Mapping[str, Sequence[Answer]]) -> None:
         self.script = {name: list(answers) for name, answers in script.items()}
         self.calls: dict[str, list[dict[str, Any]]] = defaultdict(list)
 
@@ -55,7 +59,8 @@ def fake_api(iam: FakeIam, **retry: Any) -> IamApi:
     """An IamApi over the fake client: fast buckets, no real backoff sleeps."""
     fast = Rates(generate=1e6, get=1e6, get_with_entities=1e6, list=1e6)
     caller = Caller(RetrySettings(**retry), CallStats(), sleep=no_sleep)
-    return IamApi(iam, make_buckets(fast), caller)
+    # FakeIam answers every IAMClient method through __getattr__, which no type can state.
+    return IamApi(cast("IAMClient", iam), make_buckets(fast), caller)
 
 
 def stage_env(

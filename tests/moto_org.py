@@ -7,7 +7,7 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from aiobotocore.session import AioSession
 from moto.server import ThreadedMotoServer
@@ -15,6 +15,8 @@ from moto.server import ThreadedMotoServer
 REGION = "us-east-1"
 MANAGEMENT = "123456789012"  # moto's default account: the dummy keys' account
 AUDIT_ROLE = "collector-audit"
+# The services the tests talk to: the stubs type a client only for a literal service name.
+Service = Literal["iam", "organizations", "s3", "sts"]
 
 
 @dataclass
@@ -27,7 +29,7 @@ class MotoOrg:
     ous: dict[str, str] = field(default_factory=dict)  # name -> id
     accounts: dict[str, str] = field(default_factory=dict)  # name -> id
 
-    def client(self, service: str, **keys: Any) -> Any:
+    def client(self, service: Service, **keys: Any) -> Any:
         """A real aiobotocore client against the server (an async context manager)."""
         return AioSession().create_client(
             service, region_name=REGION, endpoint_url=self.url, **keys

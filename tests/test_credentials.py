@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import pytest
@@ -20,6 +20,9 @@ from collector.credentials import (
 )
 from collector.errors import AssumeRoleError, ConfigError
 from tests.moto_org import AUDIT_ROLE, MANAGEMENT, MotoOrg, add_user, allow, build_org, moto_server
+
+if TYPE_CHECKING:
+    from types_aiobotocore_sts.type_defs import GetCallerIdentityResponseTypeDef
 
 RUN_ID = "2026-11-23"
 TRUST = {
@@ -82,11 +85,13 @@ class Recorder:
         self.signed_with.append(header.split("Credential=")[1].split("/")[0])
 
 
-async def identity(session: AioSession, org: MotoOrg, recorder: Recorder) -> dict[str, Any]:
+async def identity(
+    session: AioSession, org: MotoOrg, recorder: Recorder
+) -> GetCallerIdentityResponseTypeDef:
     """GetCallerIdentity through a client of `session`, noting the key that signed it."""
     async with session.create_client("sts", region_name="us-east-1", endpoint_url=org.url) as sts:
         sts.meta.events.register("before-send.sts.GetCallerIdentity", recorder.on_send)
-        response: dict[str, Any] = await sts.get_caller_identity()
+        response = await sts.get_caller_identity()
     return response
 
 

@@ -18,7 +18,7 @@ import botocore.session
 import kubernetes_validate
 import pytest
 import yaml
-from botocore.model import Shape
+from botocore.model import ListShape, Shape, StructureShape
 from botocore.validate import ParamValidator
 
 from collector.cli import _overrides, build_parser
@@ -35,8 +35,10 @@ SHARDS = 8
 BOTOCORE = botocore.session.get_session()
 
 
-def input_shape(service: str, operation: str) -> Shape:
-    return BOTOCORE.get_service_model(service).operation_model(operation).input_shape
+def input_shape(service: str, operation: str) -> StructureShape:
+    shape = BOTOCORE.get_service_model(service).operation_model(operation).input_shape
+    assert shape is not None, f"{service} {operation} takes no input"
+    return shape
 
 
 def api_errors(params: dict[str, Any], service: str, operation: str) -> str:
@@ -208,7 +210,7 @@ def test_batch_array_submission_matches_submit_job() -> None:
 
 def api_params(value: Any, shape: Shape) -> Any:
     """Step Functions' PascalCase parameters as the API's own: `Key.$` paths become samples."""
-    if shape.type_name == "structure":
+    if isinstance(shape, StructureShape):  # botocore's class for type_name "structure"
         members = {name.lower(): name for name in shape.members}
         params = {}
         for key, item in value.items():
@@ -216,7 +218,7 @@ def api_params(value: Any, shape: Shape) -> Any:
             member = shape.members[name]
             params[name] = sample(member) if key.endswith(".$") else api_params(item, member)
         return params
-    if shape.type_name == "list":
+    if isinstance(shape, ListShape):  # type_name "list"
         return [api_params(item, shape.member) for item in value]
     return value  # maps (tags) and scalars pass as they are
 

@@ -9,6 +9,7 @@ import stat
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -70,7 +71,7 @@ def shard_manifest(index: int, count: int, ids: list[str] = ORG_IDS) -> Manifest
 
 
 def write_shards(directory: Path, manifests: list[Manifest]) -> list[Path]:
-    paths = []
+    paths: list[Path] = []
     for manifest in manifests:
         assert manifest.shard is not None
         path = directory / f"manifest-{manifest.shard.index}-{len(paths)}.json"
@@ -238,7 +239,7 @@ def test_merge_lists_at_most_ten_ids_in_its_line(tmp_path: Path) -> None:
     ],
 )
 def test_merge_refuses_manifests_of_different_runs(
-    tmp_path: Path, change: dict[str, str], fragment: str
+    tmp_path: Path, change: dict[str, Any], fragment: str
 ) -> None:
     """All shard manifests must share the run id and the organisation."""
     shards = [shard_manifest(0, 2), replace(shard_manifest(1, 2), **change)]

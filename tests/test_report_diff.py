@@ -21,7 +21,9 @@ def _run_date(path: Path) -> date:
     return date.fromisoformat(last["started"][:10])
 
 
-def _expected(old: list[Record], new: list[Record], old_day: date, new_day: date) -> list[tuple]:
+def _expected(
+    old: list[Record], new: list[Record], old_day: date, new_day: date
+) -> list[tuple[str, str, str, str | None]]:
     """The diff rows, from the two ground truths in plain Python."""
     seen_old = {r["principal_arn"]: r["principal_type"] for r in old if r["record"] != "run"}
     seen_new = {r["principal_arn"]: r["principal_type"] for r in new if r["record"] != "run"}
@@ -30,6 +32,7 @@ def _expected(old: list[Record], new: list[Record], old_day: date, new_day: date
     }
     svc_old = {(r["principal_arn"], r["service_namespace"]): r for r in complete_services(old)}
     svc_new = {(r["principal_arn"], r["service_namespace"]): r for r in complete_services(new)}
+    rows: list[tuple[str, str, str, str | None]]
     rows = [("principal_added", a, seen_new[a], None) for a in seen_new.keys() - seen_old.keys()]
     rows += [("principal_removed", a, seen_old[a], None) for a in seen_old.keys() - seen_new.keys()]
     for key in svc_old.keys() | svc_new.keys():

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import anyio
 import pytest
@@ -14,6 +14,11 @@ from collector.errors import RetriesExhaustedError
 from collector.models import CompletedJob, Counters, PendingJob, Principal
 from collector.ratelimit import TokenBucket
 from tests.fakes import FakeIam, client_error, fake_api, stage_env
+
+if TYPE_CHECKING:
+    from types_aiobotocore_iam.type_defs import (
+        GetServiceLastAccessedDetailsResponseTypeDef as JobPage,
+    )
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 GROUP = Principal(
@@ -31,6 +36,11 @@ def service(namespace: str, accessed: bool) -> dict[str, Any]:
             "TotalAuthenticatedEntities": 1,
         }
     return item
+
+
+def page(fields: dict[str, Any]) -> JobPage:
+    """A first page with only the fields the fetch stage reads (the stubs type a whole answer)."""
+    return cast("JobPage", fields)
 
 
 def entity(name: str) -> dict[str, Any]:
@@ -81,8 +91,8 @@ async def test_fetch_follows_every_page_and_writes_the_principal_line_last() -> 
     job = CompletedJob(
         principal=GROUP, job_id="job-1", job_type="SERVICE_LEVEL", job_created=T0,
         job_completed=T0 + timedelta(seconds=2),
-        first_page={"ServicesLastAccessed": [service("s3", True), service("ec2", False)],
-                    "IsTruncated": True, "Marker": "m1"},
+        first_page=page({"ServicesLastAccessed": [service("s3", True), service("ec2", False)],
+                         "IsTruncated": True, "Marker": "m1"}),
     )  # fmt: skip
     iam = FakeIam({
         "get_service_last_accessed_details": [
@@ -119,7 +129,7 @@ async def test_fetch_closes_a_report_without_entity_work_at_once() -> None:
     )
     job = CompletedJob(
         principal=role, job_id="job-3", job_type="SERVICE_LEVEL", job_created=T0,
-        job_completed=T0, first_page={"ServicesLastAccessed": [service("s3", True)]},
+        job_completed=T0, first_page=page({"ServicesLastAccessed": [service("s3", True)]}),
     )  # fmt: skip
     iam = FakeIam({})
     first, then = await run_fetch(fake_api(iam), [job], Counters())
@@ -131,7 +141,7 @@ async def test_fetch_turns_a_failing_entity_page_into_an_error_without_principal
     """An entity page that keeps failing becomes an `entities` error naming the namespace."""
     job = CompletedJob(
         principal=GROUP, job_id="job-2", job_type="SERVICE_LEVEL", job_created=T0,
-        job_completed=T0, first_page={"ServicesLastAccessed": [service("s3", True)]},
+        job_completed=T0, first_page=page({"ServicesLastAccessed": [service("s3", True)]}),
     )  # fmt: skip
     iam = FakeIam(
         {
@@ -167,6 +177,7 @@ async def test_poll_waits_for_completion_and_hands_on_the_first_page() -> None:
     assert errors == []
     (done,) = completed
     assert isinstance(done, CompletedJob)
+    assert done.first_page is not None
     assert (
         done.polls == 2 and done.first_page["ServicesLastAccessed"][0]["ServiceNamespace"] == "s3"
     )

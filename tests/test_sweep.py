@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from collector.emulator import Emulator, EmulatorOptions, Faults, running_emulator
+from collector.models import EntitiesMode
 from tests.sweeping import assert_matches_truth, fast_settings, read_lines, sweep
 
 ACCOUNT = "123456789012"
@@ -38,7 +39,7 @@ async def test_sweep_output_equals_ground_truth(
     tmp_path: Path,
     name: str,
     granularity: str,
-    entities: str,
+    entities: EntitiesMode,
     aws_managed: bool,
 ) -> None:
     """Every (principal, service) and (principal, namespace, entity) exactly once, then the run line."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractContextManager, asynccontextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal, cast
 
 import boto3
 import pytest
@@ -17,12 +17,14 @@ from botocore.exceptions import ClientError
 from collector.emulator import Emulator
 
 REGION = "us-east-1"
+# The services the tests talk to: the stubs type a client only for a literal service name.
+Service = Literal["iam", "organizations", "s3", "sts"]
 
 # What the `emulator_with` fixture returns: EmulatorOptions fields -> a running emulator.
 EmulatorFactory = Callable[..., AbstractContextManager[Emulator]]
 
 
-def boto3_client(emu: Emulator, service: str = "iam", **config: Any) -> Any:
+def boto3_client(emu: Emulator, service: Service = "iam", **config: Any) -> Any:
     """A boto3 client of the emulator; no retries, so faults surface as they are served."""
     config.setdefault("retries", {"total_max_attempts": 1})
     return boto3.session.Session().client(
@@ -31,7 +33,7 @@ def boto3_client(emu: Emulator, service: str = "iam", **config: Any) -> Any:
 
 
 @asynccontextmanager
-async def aio_client(emu: Emulator, service: str = "iam", **config: Any) -> AsyncIterator[Any]:
+async def aio_client(emu: Emulator, service: Service = "iam", **config: Any) -> AsyncIterator[Any]:
     """An aiobotocore client of the emulator; no retries unless asked for."""
     config.setdefault("retries", {"total_max_attempts": 1})
     session = get_session()
@@ -108,4 +110,5 @@ def raised(call: Any, **params: Any) -> tuple[int, dict[str, str]]:
     with pytest.raises(ClientError) as caught:
         call(**params)
     response = caught.value.response
-    return response["ResponseMetadata"]["HTTPStatusCode"], response["Error"]
+    # botocore types `Error` as a private partial TypedDict; its values are the server's strings.
+    return response["ResponseMetadata"]["HTTPStatusCode"], cast(dict[str, str], response["Error"])

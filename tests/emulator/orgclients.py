@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractContextManager, asynccontextmanager
-from typing import Any
+from typing import Any, TypedDict
 
 import boto3
 from aiobotocore.config import AioConfig
@@ -12,17 +12,23 @@ from aiobotocore.session import get_session
 from botocore.config import Config
 
 from collector.emulator import Organization
-from tests.emulator.clients import REGION
+from tests.emulator.clients import REGION, Service
 
 # What the `org_with` fixtures return: OrgOptions fields -> a running organisation.
 OrgFactory = Callable[..., AbstractContextManager[Organization]]
 
-_NO_RETRIES = {"total_max_attempts": 1}
+
+class _Keys(TypedDict, total=False):
+    """Assumed-role credentials as the clients' keyword arguments."""
+
+    aws_access_key_id: str
+    aws_secret_access_key: str
+    aws_session_token: str
 
 
-def client(org: Organization, service: str, credentials: dict[str, str] | None = None) -> Any:
+def client(org: Organization, service: Service, credentials: dict[str, str] | None = None) -> Any:
     """A boto3 client; the environment's dummy keys (the management account) unless given."""
-    keys: dict[str, str] = {}
+    keys: _Keys = {}
     if credentials is not None:
         keys = {
             "aws_access_key_id": credentials["AccessKeyId"],
@@ -30,7 +36,10 @@ def client(org: Organization, service: str, credentials: dict[str, str] | None =
             "aws_session_token": credentials["SessionToken"],
         }
     return boto3.session.Session(**keys).client(
-        service, endpoint_url=org.endpoint, region_name=REGION, config=Config(retries=_NO_RETRIES)
+        service,
+        endpoint_url=org.endpoint,
+        region_name=REGION,
+        config=Config(retries={"total_max_attempts": 1}),
     )
 
 
@@ -44,10 +53,10 @@ def assume(org: Organization, account_id: str, **params: Any) -> dict[str, str]:
 
 @asynccontextmanager
 async def aio_client(
-    org: Organization, service: str, credentials: dict[str, str] | None = None
+    org: Organization, service: Service, credentials: dict[str, str] | None = None
 ) -> AsyncIterator[Any]:
     """An aiobotocore client, with assumed-role credentials when given."""
-    keys: dict[str, str] = {}
+    keys: _Keys = {}
     if credentials is not None:
         keys = {
             "aws_access_key_id": credentials["AccessKeyId"],
@@ -58,7 +67,7 @@ async def aio_client(
         service,
         endpoint_url=org.endpoint,
         region_name=REGION,
-        config=AioConfig(retries=_NO_RETRIES),
+        config=AioConfig(retries={"total_max_attempts": 1}),
         **keys,
     ) as aio:
         yield aio

@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -57,7 +58,7 @@ def served_big() -> Iterator[tuple[str, subprocess.Popen[str]]]:
     yield from _serve("--principals", "120", "--seed", "3", "--latency", "0")
 
 
-def _aws(endpoint: str, home: Path, *args: str) -> dict:
+def _aws(endpoint: str, home: Path, *args: str) -> dict[str, Any]:
     assert AWS is not None
     env = {
         "PATH": os.environ["PATH"],

@@ -31,13 +31,13 @@ def _principal(
     )
 
 
-def _busy_admin(record: dict) -> bool:
-    return record["services"] >= 100 and record["services_accessed"] > 0
+def _busy_admin(record: dict[str, Any]) -> bool:
+    return bool(record["services"] >= 100 and record["services_accessed"] > 0)
 
 
-def _wait_completed(iam, job_id: str) -> dict:
+def _wait_completed(iam: Any, job_id: str) -> dict[str, Any]:
     for _ in range(100):
-        answer = iam.get_service_last_accessed_details(JobId=job_id, MaxItems=1000)
+        answer: dict[str, Any] = iam.get_service_last_accessed_details(JobId=job_id, MaxItems=1000)
         if answer["JobStatus"] != "IN_PROGRESS":
             return answer
         time.sleep(0.05)

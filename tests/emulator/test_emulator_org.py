@@ -111,8 +111,8 @@ def test_ou_tree_matches_the_layout(org: Organization) -> None:
     nested = [u for u in org.units if u.parent_id not in (None, org.root_id)]
     assert nested, "at least one OU sits inside another"
     for account in org.accounts:
-        parent = org.layout.unit(account.parent_id)
-        assert parent is not None and account.path == f"{parent.path}/{account.id}"
+        unit = org.layout.unit(account.parent_id)
+        assert unit is not None and account.path == f"{unit.path}/{account.id}"
 
 
 def test_ids_are_stable_for_a_seed() -> None:

@@ -6,11 +6,12 @@ import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
-from typing import Any
+from typing import Any, cast
 
 import anyio
 import botocore.session
 import pytest
+from botocore.model import ServiceModel, StringShape, StructureShape
 
 from collector.emulator import Faults, Organization, OrgOptions, running_organization
 from collector.emulator.faults import FaultInjector
@@ -64,7 +65,7 @@ def _wait(iam: Any, job_id: str, **params: Any) -> dict[str, Any]:
     raise AssertionError("report never completed")
 
 
-def _all_pages(iam: Any, job_id: str, **params: Any) -> tuple[dict[str, Any], list[dict]]:
+def _all_pages(iam: Any, job_id: str, **params: Any) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     first = _wait(iam, job_id, **params)
     details, page = list(first.get("AccessDetails", [])), first
     while page.get("IsTruncated"):
@@ -139,7 +140,9 @@ def test_sort_keys_order_the_rows(org: Organization) -> None:
         ),
     }
     model = botocore.session.get_session().get_service_model("iam")
-    assert list(expected) == model.shape_for("sortKeyType").enum == list(SORT_KEYS)
+    # shape_for is typed as the base Shape; a string shape is botocore's StringShape.
+    sort_keys = cast(StringShape, model.shape_for("sortKeyType"))
+    assert list(expected) == sort_keys.enum == list(SORT_KEYS)
     for sort_key, rows in expected.items():
         _, details = _all_pages(iam, job_id, MaxItems=50, SortKey=sort_key)
         assert _rows(details) == rows, sort_key
@@ -165,6 +168,12 @@ def _local(tag: str) -> str:
     return tag.rpartition("}")[2]
 
 
+def _output_members(model: ServiceModel, operation: str) -> list[str]:
+    shape = model.operation_model(operation).output_shape
+    assert shape is not None, f"{operation} has no output"
+    return list(shape.members)
+
+
 def test_wire_elements_are_members_of_the_model(org: Organization) -> None:
     """Every XML element the two operations send is a member of botocore's iam output shape,
     in the model's order, and no element is empty."""
@@ -173,18 +182,20 @@ def test_wire_elements_are_members_of_the_model(org: Organization) -> None:
     generated = _raw(iam, "GenerateOrganizationsAccessReport", EntityPath=org.layout.root_path)
     result = generated[0]
     assert _local(result.tag) == "GenerateOrganizationsAccessReportResult"
-    assert [_local(e.tag) for e in result] == list(
-        model.operation_model("GenerateOrganizationsAccessReport").output_shape.members
+    assert [_local(e.tag) for e in result] == _output_members(
+        model, "GenerateOrganizationsAccessReport"
     )
     job_id = result[0].text
+    assert job_id is not None
     _wait(iam, job_id)
     document = _raw(iam, "GetOrganizationsAccessReport", JobId=job_id, MaxItems=5)
     result = document[0]
-    output = model.operation_model("GetOrganizationsAccessReport").output_shape.members
+    output = _output_members(model, "GetOrganizationsAccessReport")
     names = [_local(e.tag) for e in result]
     assert names == [name for name in output if name in names]
     assert {"JobStatus", "JobCreationDate", "AccessDetails", "IsTruncated", "Marker"} <= set(names)
-    detail = list(model.shape_for("AccessDetail").members)
+    # shape_for is typed as the base Shape; a structure shape is botocore's StructureShape.
+    detail = list(cast(StructureShape, model.shape_for("AccessDetail")).members)
     members = result.find("{*}AccessDetails")
     assert members is not None and len(members) == 5
     for member in members:

@@ -78,7 +78,7 @@ async def _sweep(emu: Any, max_items: int | None) -> tuple[list[dict[str, Any]],
                     JobId=job["JobId"],
                     **sizing,
                 )
-                entities = []
+                entities: list[dict[str, Any]] = []
                 # Entities as the default "accessed" mode fetches them: group and
                 # policy reports, namespaces someone used.
                 wanted = p["kind"] in ("group", "policy")

@@ -156,7 +156,7 @@ def _translate(operation: str, error: Exception) -> Exception:
     return OrganizationError(operation, type(error).__name__, _one_line(str(error)), HINT)
 
 
-async def _pages(
+async def pages(
     client: OrganizationsClient, operation: str, key: str, **params: Any
 ) -> AsyncIterator[dict[str, Any]]:
     """Items of every page; botocore's own retries handle TooManyRequestsException."""
@@ -201,11 +201,11 @@ async def _walk(client: OrganizationsClient, starts: Iterable[str]) -> list[Acco
         if parent in seen:
             continue  # the same OU named twice, or inside another start
         seen.add(parent)
-        async for item in _pages(client, "ListAccountsForParent", "Accounts", ParentId=parent):
+        async for item in pages(client, "ListAccountsForParent", "Accounts", ParentId=parent):
             found.setdefault(item["Id"], _account(item, path))
         children = [
             child["Id"]
-            async for child in _pages(
+            async for child in pages(
                 client,
                 "ListChildren",
                 "Children",
@@ -233,7 +233,7 @@ async def list_accounts(
             raise ValueError("listing an organisation needs an Organizations client")
         org_id = await organization_id(client)
         if selection.org:
-            listed = [_account(item) async for item in _pages(client, "ListAccounts", "Accounts")]
+            listed = [_account(item) async for item in pages(client, "ListAccounts", "Accounts")]
         else:
             listed = await _walk(client, selection.ous)
     unique = {account.id: account for account in reversed(listed)}  # first occurrence wins

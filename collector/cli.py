@@ -102,6 +102,12 @@ def _add_sweep_options(parser: argparse.ArgumentParser) -> None:
     org.add_argument("--manifest", metavar="TEMPLATE", help="{run_id}, {date}, {shard}")
     org.add_argument("--shard", metavar="INDEX/COUNT", help="this process's share (0-based)")
     org.add_argument("--run-id", help="shared by the shards of one run")
+    org.add_argument(
+        "--org-access-report",
+        action="store_const",
+        const=True,
+        help="with --org: also the organizations access report (root, OUs, accounts)",
+    )
     parser.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
     parser.add_argument(
         "--no-progress",
@@ -172,6 +178,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, object]:
         "manifest": args.manifest,
         "shard": args.shard,
         "run_id": args.run_id,
+        "org_access_report": args.org_access_report,
     }
 
 

@@ -10,7 +10,7 @@ import sys
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import suppress
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, cast, get_args
@@ -81,6 +81,19 @@ def unswept_entry(account: Account, *, excluded: bool = False) -> AccountEntry:
     )
 
 
+OrgAccessStatus = Literal["complete", "partial", "interrupted", "failed"]
+
+
+@dataclass(frozen=True, slots=True)
+class OrgAccessEntry:
+    """The organizations access report of the run (--org-access-report) and its fate."""
+
+    status: OrgAccessStatus
+    output: str | None = None  # the org-level JSONL file; null when it could not be written
+    records: Mapping[str, int] = field(default_factory=dict)
+    error: AccountError | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class Manifest:
     """A run's manifest: one shard's (`shard` set) or the org's (`shard` null)."""
@@ -94,6 +107,7 @@ class Manifest:
     listed_accounts: tuple[str, ...]
     shard: Shard | None = None
     merged_shards: int | None = None  # set on a manifest merged from that many shards
+    org_access: OrgAccessEntry | None = None  # null unless --org-access-report (shard 0 only)
 
     def outcomes(self) -> dict[str, int]:
         """How many accounts ended in each outcome."""
@@ -109,8 +123,13 @@ def _stamp(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
+def _error(error: AccountError | None) -> dict[str, str] | None:
+    return None if error is None else {"code": error.code, "message": error.message}
+
+
 def _document(manifest: Manifest) -> dict[str, Any]:
     shard = manifest.shard
+    access = manifest.org_access
     return {
         "manifest": MANIFEST_SCHEMA,
         "run_id": manifest.run_id,
@@ -130,12 +149,11 @@ def _document(manifest: Manifest) -> dict[str, Any]:
                 "outcome": entry.outcome,
                 "output": entry.output,
                 "records": dict(entry.records),
-                "error": None
-                if entry.error is None
-                else {"code": entry.error.code, "message": entry.error.message},
+                "error": _error(entry.error),
             }
             for entry in manifest.accounts
         ],
+        "org_access": None if access is None else asdict(access),  # records and error too
     }
 
 
@@ -181,13 +199,33 @@ def _optional(document: Mapping[str, Any], key: str, kind: type) -> Any:
     return None if document.get(key) is None else _get(document, key, kind)
 
 
+def _account_error(item: Mapping[str, Any]) -> AccountError | None:
+    error = _optional(item, "error", dict)
+    if error is None:
+        return None
+    return AccountError(_get(error, "code", str), _get(error, "message", str))
+
+
+def _records(item: Mapping[str, Any]) -> dict[str, int]:
+    return {str(k): int(v) for k, v in (_optional(item, "records", dict) or {}).items()}
+
+
+def _org_access(item: Any) -> OrgAccessEntry | None:
+    if item is None:
+        return None
+    status = _get(item, "status", str) if isinstance(item, dict) else None
+    if status not in get_args(OrgAccessStatus):
+        raise _Invalid(f"org_access is not an object with a known status: {item!r:.80}")
+    return OrgAccessEntry(cast(OrgAccessStatus, status), _optional(item, "output", str),
+                          _records(item), _account_error(item))  # fmt: skip
+
+
 def _entry(item: Any) -> AccountEntry:
     if not isinstance(item, dict):
         raise _Invalid("an account entry is not an object")
     outcome = _get(item, "outcome", str)
     if outcome not in OUTCOMES:
         raise _Invalid(f"unknown outcome {outcome!r}")
-    error = _optional(item, "error", dict)
     path = _optional(item, "ou_path", list)
     return AccountEntry(
         account_id=_get(item, "account_id", str),
@@ -196,10 +234,8 @@ def _entry(item: Any) -> AccountEntry:
         state=_optional(item, "state", str),
         ou_path=None if path is None else tuple(str(part) for part in path),
         output=_optional(item, "output", str),
-        records={str(k): int(v) for k, v in (_optional(item, "records", dict) or {}).items()},
-        error=None
-        if error is None
-        else AccountError(_get(error, "code", str), _get(error, "message", str)),
+        records=_records(item),
+        error=_account_error(item),
     )
 
 
@@ -223,6 +259,7 @@ def read_manifest(path: Path) -> Manifest:
             if shard is None
             else Shard(_get(shard, "index", int), _get(shard, "count", int)),
             merged_shards=_optional(document, "merged_shards", int),
+            org_access=_org_access(document.get("org_access")),
         )
     except OSError as error:
         raise ConfigError(f"cannot read manifest {path}: {error.strerror or error}") from error
@@ -309,6 +346,8 @@ def merge(paths: Sequence[Path], output: Path, expect_shards: int | None = None)
         ),
         listed_accounts=tuple(sorted(listed | shard_of.keys())),
         merged_shards=count,
+        # Only shard 0 generates the organizations access report: carry its entry over.
+        org_access=next((m.org_access for m in manifests if m.org_access is not None), None),
     )
     write_manifest(merged, output)
     return merged

@@ -26,8 +26,16 @@ from collector.aws import CallStats
 from collector.clients import client_config, s3_client
 from collector.credentials import AssumeRoleSettings, account_session, caller_account
 from collector.errors import AssumeRoleError, CollectorError, ConfigError, CredentialsError
-from collector.manifest import AccountEntry, AccountError, Manifest, unswept_entry, write_manifest
+from collector.manifest import (
+    AccountEntry,
+    AccountError,
+    Manifest,
+    OrgAccessEntry,
+    unswept_entry,
+    write_manifest,
+)
 from collector.models import Counters
+from collector.orgaccessrun import finished_report, output_location, write_org_access
 from collector.output import OutputTemplate
 from collector.s3writer import S3Target, s3_call, split
 from collector.settings import Settings
@@ -59,6 +67,9 @@ class OrgResult:
 
     @property
     def complete(self) -> bool:
+        access = self.manifest.org_access
+        if access is not None and access.status != "complete":
+            return False
         return not any(entry.outcome in INCOMPLETE for entry in self.manifest.accounts)
 
 
@@ -77,6 +88,11 @@ def check_org_settings(settings: Settings) -> None:
         )
     assume_settings(settings, "check")
     selection(settings)  # ids, OU ids and the accounts file, read and checked now
+    if settings.org_access_report and not settings.org.org:
+        raise ConfigError(
+            "--org-access-report needs --org: the report covers the root, every OU and every "
+            "account, from the management account"
+        )
 
 
 def assume_settings(settings: Settings, run_id: str) -> AssumeRoleSettings:
@@ -206,14 +222,16 @@ class OrgSweep:
         self._template = OutputTemplate.parse(settings.output)
         self._assume = assume_settings(settings, run_id)
         self._entries: list[AccountEntry] = []
+        self._org_access: OrgAccessEntry | None = None
 
     async def run(self) -> OrgResult:
         started = datetime.now(UTC)
         base = self._base or self._session()
         caller = await caller_account(base, self._assume)
-        listing = await self._list(base)
+        whole = listing = await self._list(base)
         if self.shard is not None:
             listing = listing.select(self.shard.owns)
+        path = manifest_path(self.settings, self.run_id, self.shard, started)
         self._entries = [unswept_entry(a) for a in listing.not_swept]
         self._entries += [unswept_entry(a, excluded=True) for a in listing.excluded]
         todo = listing.to_sweep
@@ -230,6 +248,9 @@ class OrgSweep:
         async with anyio.create_task_group() as group:
             workers = min(self.settings.max_accounts_in_flight, max(len(todo), 1))
             start_pool(group, "account", workers, self._worker(base, caller), receive)
+            if self.settings.org_access_report and (self.shard is None or self.shard.index == 0):
+                # Once per run (shard 0), beside the account sweeps, for the whole listing.
+                group.start_soon(self._access_report, base, caller, whole, path)
             async with send:
                 for account in todo:
                     await send.send(account)
@@ -241,13 +262,35 @@ class OrgSweep:
             accounts=tuple(sorted(self._entries, key=lambda entry: entry.account_id)),
             listed_accounts=listing.listed,
             shard=self.shard,
+            org_access=self._org_access,
         )
         if self.shutdown.requested:
             return OrgResult(manifest, None)  # no manifest: the run is not over; --resume it
-        path = manifest_path(self.settings, self.run_id, self.shard, started)
         await _publish_manifest(manifest, path, self.settings, base, caller)
         log.info("collector.org.finished", manifest=str(path), outcomes=manifest.outcomes())
         return OrgResult(manifest, path)
+
+    async def _access_report(
+        self, base: AioSession, caller: str, listing: AccountListing, manifest: str
+    ) -> None:
+        """The organizations access report (--org-access-report) into its org-level file."""
+        location = output_location(manifest, self.run_id)
+        if self.settings.resume:
+            self._org_access = await anyio.to_thread.run_sync(
+                finished_report, location, self.run_id
+            )
+            if self._org_access is not None:
+                return
+        self._org_access = await write_org_access(
+            self.settings,
+            base,
+            organization_id=listing.organization_id or "",
+            account_id=caller,
+            account_ids=[account.id for account in listing.to_sweep],
+            location=location,
+            run_id=self.run_id,
+            shutdown=self.shutdown,
+        )
 
     def _session(self) -> AioSession:
         try:

@@ -341,6 +341,9 @@ class Settings:
     )
     shard: Annotated[str | None, _help("INDEX/COUNT of a sharded run (0-based)")] = None
     run_id: Annotated[str | None, _help("run id shared by the shards of one run")] = None
+    org_access_report: Annotated[
+        bool, _help("with --org: the organizations access report of root, OUs and accounts")
+    ] = False
     rates: Rates = field(default_factory=Rates)
     org: OrgSettings = field(default_factory=OrgSettings)
     poll: PollSettings = field(default_factory=PollSettings)

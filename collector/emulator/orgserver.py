@@ -85,6 +85,7 @@ class Organization:
         advisors: dict[str, AccessAdvisor],
         reports: ReportSource,
         seed_seconds: float,
+        access_reports: OrgAccessReports | None = None,
     ) -> None:
         self.options = options
         self.endpoint = endpoint
@@ -97,6 +98,8 @@ class Organization:
         self.seed_seconds = seed_seconds
         self._advisors = advisors
         self._reports = reports
+        # The server's report jobs (tests freeze its clock to hold a job IN_PROGRESS).
+        self.access_reports = access_reports
 
     def account(self, account_id: str) -> OrgAccount:
         """The account with this id; raises KeyError."""
@@ -229,7 +232,9 @@ def _serve(options: OrgOptions, layout: OrgLayout) -> Iterator[Organization]:
     )
     thread.start()
     endpoint = f"http://{HOST}:{server.server_port}"
-    organization = Organization(options, endpoint, layout, advisors, source, seed_seconds)
+    organization = Organization(
+        options, endpoint, layout, advisors, source, seed_seconds, access_reports=reports
+    )
     log.info(
         "collector.emulator.org_started endpoint=%s organization=%s management=%s accounts=%d "
         "principals=%d seed=%d seed_seconds=%.3f",

@@ -1,0 +1,260 @@
+"""--org-access-report against an emulated organisation: rows equal the truth, 409 waited out."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from aiobotocore.session import AioSession
+
+from collector.aws import CallStats, client_config
+from collector.emulator import Faults
+from collector.emulator.organization import OrgOptions
+from collector.emulator.orgserver import Organization, running_organization
+from collector.manifest import OrgAccessEntry, merge, read_manifest, write_manifest
+from collector.models import Record
+from collector.orgaccess import (
+    GENERATE_ORG,
+    ORG_ACCESS_FIELDS,
+    OrgAccessReport,
+    org_targets,
+    write_org_access,
+)
+from collector.settings import PollSettings, RetrySettings
+from collector.sweep import Shutdown
+from tests.emulator.orgclients import client
+from tests.sweeping import fast_settings, read_lines
+from tests.test_cli import cli, one_line_error
+from tests.test_org import ROLE, manifest_of, org_args
+
+TYPES = {"ROOT": "root", "ORGANIZATIONAL_UNIT": "ou", "ACCOUNT": "account"}
+
+
+@pytest.fixture(scope="module")
+def org() -> Iterator[Organization]:
+    """Five accounts over workloads/prod, workloads/dev, sandbox and the root; an SCP on
+    sandbox denies s3; reports take 0.2 s, and a quarter of the entity paths' reports FAIL."""
+    options = OrgOptions(
+        accounts=5, principals=20, seed=1, scp_denied=("s3",),
+        report_latency=0.2, report_failed_share=0.25, faults=Faults(latency=0.05),
+    )  # fmt: skip
+    with running_organization(options) as organization:
+        yield organization
+
+
+def expected_rows(org: Organization, path: str) -> list[dict[str, Any]]:
+    """org_access records (without run and job ids) a correct sweep writes for one path."""
+    truth = org.org_access_truth(path)
+    return [
+        {
+            "record": "org_access",
+            "schema": 1,
+            "account_id": org.management_account_id,
+            "entity_path": truth["entity_path"],
+            "target_id": truth["target_id"],
+            "target_type": TYPES[truth["target_type"]],
+            "service_namespace": row["service_namespace"],
+            "service_name": row["service_name"],
+            "region": row["region"],
+            "last_authenticated": row["last_authenticated_time"],
+            "last_authenticated_entity_path": row["entity_path"],
+            "total_authenticated_entities": row["total_authenticated_entities"],
+        }
+        for row in truth["access_details"]
+    ]
+
+
+def by_path(records: list[Record], kind: str) -> dict[str, list[Record]]:
+    found: dict[str, list[Record]] = defaultdict(list)
+    for record in records:
+        if record["record"] == kind:
+            found[record["entity_path"]].append(
+                {k: v for k, v in record.items() if k not in ("run_id", "job_id")}
+            )
+    return found
+
+
+def assert_equals_truth(org: Organization, records: list[Record]) -> None:
+    """One report per entity path of the org: its rows are the truth's, or its FAILED job is
+    one error line with the emulator's code."""
+    rows, errors = by_path(records, "org_access"), by_path(records, "error")
+    failed = {p for p in org.layout.entity_paths() if org.org_access_truth(p)["status"] == "FAILED"}
+    for path in org.layout.entity_paths():
+        if path in failed:
+            truth = org.org_access_truth(path)
+            assert path not in rows
+            assert [(e["stage"], e["code"], e["target_id"]) for e in errors[path]] == [
+                ("org_access", truth["error_code"], truth["target_id"])
+            ]
+        else:
+            assert rows[path] == expected_rows(org, path), path
+            assert path not in errors
+    assert set(rows) | set(errors) == set(org.layout.entity_paths())
+    for record in records:
+        if record["record"] != "run":
+            assert set(record) == ORG_ACCESS_FIELDS[record["record"]]
+
+
+def test_org_sweep_with_the_access_report_equals_truth(org: Organization, tmp_path: Path) -> None:
+    """`collector sweep --org --org-access-report`: the org-level file beside the manifest has
+    the truth's rows for the root, all four OUs and every account, FAILED reports as error
+    lines; it is 0600, named in the manifest with its counts; exit 1 (the report is partial)."""
+    failed = [p for p in org.layout.entity_paths() if org.org_access_truth(p)["status"] == "FAILED"]
+    kinds = {org.org_access_truth(p)["target_type"] for p in failed}
+    assert kinds == {"ORGANIZATIONAL_UNIT", "ACCOUNT"}  # the fixture's seed fails one of each
+    proc = cli(*org_args(org, "--org-access-report", "--run-id", "night-1"), cwd=tmp_path,
+               timeout=300)  # fmt: skip
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr
+    manifest = manifest_of(tmp_path)
+    assert {e["outcome"] for e in manifest["accounts"]} == {"complete"}
+    entry = manifest["org_access"]
+    assert entry["status"] == "partial" and entry["error"] is None
+    path = tmp_path / entry["output"]
+    assert path == tmp_path / "out" / "org-access-night-1.jsonl"
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert not list((tmp_path / "out").glob("*.part"))
+    records = read_lines(path)
+    assert_equals_truth(org, records)
+    run = records[-1]
+    assert run["record"] == "run" and run["status"] == "partial"
+    assert (
+        run["records"]
+        == entry["records"]
+        == {
+            "org_access": sum(len(expected_rows(org, p)) for p in org.layout.entity_paths()),
+            "error": len(failed),
+        }
+    )
+    assert run["targets"] == {"root": 1, "ou": 4, "account": 5}
+    order = [r["entity_path"] for r in records[:-1]]
+    assert order[0] == org.layout.root_path  # root, then OUs, then accounts by id
+    assert {r["run_id"] for r in records} == {"night-1"}
+
+
+def test_the_flag_needs_org(tmp_path: Path) -> None:
+    """--org-access-report with --accounts: one line naming --org, exit 2, no AWS call."""
+    proc = cli("sweep", "--accounts", "111111111111", "--role-name", ROLE, "--endpoint-url",
+               "http://127.0.0.1:9", "--output", "o/{account_id}.jsonl", "--org-access-report",
+               cwd=tmp_path, env={"COLLECTOR_ORG_ACCESS_REPORT": "true"})  # fmt: skip
+    one_line_error(proc, 2, "--org-access-report", "--org")
+
+
+def settings_for(org: Organization, tmp_path: Path) -> Any:
+    return fast_settings(
+        org.endpoint,
+        tmp_path / "{account_id}.jsonl",
+        poll=PollSettings(first_delay=0.05, backoff=1.5, max_delay=0.3, job_deadline=60),
+        retry=RetrySettings(base_delay=0.05, max_delay=0.2),
+    )
+
+
+async def test_a_report_in_progress_is_waited_out(tmp_path: Path) -> None:
+    """Someone else's report job holds the account's one slot: Generate answers 409
+    ReportGenerationLimitExceeded, the report waits (no error), and once the job completes
+    every target's rows equal the truth."""
+    options = OrgOptions(accounts=3, principals=10, seed=5, report_latency=0.05)
+    with running_organization(options) as held:
+        jobs = held.access_reports
+        assert jobs is not None
+        frozen = time.monotonic()
+        jobs.clock = lambda: frozen  # the emulator's time stands still: no job completes
+        other = client(held, "iam").generate_organizations_access_report(
+            EntityPath=held.layout.root_path
+        )
+        settings = settings_for(held, tmp_path)
+        records: list[Record] = []
+        stats = CallStats()
+        with anyio.fail_after(120):
+            session = AioSession()
+            options_ = {"endpoint_url": held.endpoint, "region_name": "us-east-1",
+                        "config": client_config()}  # fmt: skip
+            async with (
+                session.create_client("iam", **options_) as iam,
+                session.create_client("organizations", **options_) as organizations,
+            ):
+                ids = [account.id for account in held.accounts]
+                targets = await org_targets(organizations, held.organization_id, ids)
+                report = OrgAccessReport(settings, iam, run_id="r", stats=stats,
+                                         account_id=held.management_account_id,
+                                         shutdown=Shutdown(1.0))  # fmt: skip
+                send, receive = anyio.create_memory_object_stream[Record](0)
+
+                async def collect() -> None:
+                    async with receive:
+                        records.extend([record async for record in receive])
+
+                async with anyio.create_task_group() as group:
+                    group.start_soon(collect)
+                    group.start_soon(report.run, targets, send)
+                    # A counter has no event to wait on: look at it until two 409s were waited.
+                    while report.limit_waits < 2:  # noqa: ASYNC110
+                        await anyio.sleep(0.02)
+                    assert records == []
+                    jobs.clock = time.monotonic  # time runs again: the other job completes
+        assert other["JobId"]
+        assert [t.entity_path for t in targets] == [
+            *(unit.path for unit in held.units),
+            *sorted((a.path for a in held.accounts), key=lambda p: p.rsplit("/", 1)[1]),
+        ]
+        assert report.limit_waits >= 2
+        assert stats.calls[GENERATE_ORG] == len(targets) + report.limit_waits
+        assert not by_path(records, "error")
+        assert_equals_truth(held, records)
+
+
+async def test_access_denied_fails_the_report_not_the_run(tmp_path: Path) -> None:
+    """Credentials that may not generate the report (not the management account): one error
+    line, the entry `failed` with AWS's code, the file still published."""
+    options = OrgOptions(
+        accounts=2, principals=5, seed=2,
+        faults=Faults(access_denied=frozenset({"GenerateOrganizationsAccessReport"})),
+    )  # fmt: skip
+    with running_organization(options) as denied:
+        path = tmp_path / "org-access-r.jsonl"
+        with anyio.fail_after(60):
+            entry = await write_org_access(
+                settings_for(denied, tmp_path), AioSession(),
+                organization_id=denied.organization_id, account_id=denied.management_account_id,
+                account_ids=[a.id for a in denied.accounts], path=path, run_id="r",
+                shutdown=Shutdown(1.0),
+            )  # fmt: skip
+    assert entry.status == "failed" and entry.error is not None
+    assert entry.error.code == "AccessDenied" and entry.output == str(path)
+    lines = read_lines(path)
+    assert [(r["record"], r.get("code")) for r in lines] == [
+        ("error", "AccessDenied"),
+        ("run", None),
+    ]
+    assert lines[-1]["status"] == "failed" and entry.records == {"org_access": 0, "error": 1}
+
+
+def test_the_manifest_entry_survives_reading_and_merging(tmp_path: Path) -> None:
+    """The org_access entry is written, read back, and carried from shard 0 into the merge."""
+    from datetime import UTC, datetime
+
+    from collector.manifest import Manifest
+    from collector.shard import Shard
+
+    entry = OrgAccessEntry("complete", "out/org-access-n.jsonl", {"org_access": 3, "error": 0})
+    now = datetime(2026, 11, 23, tzinfo=UTC)
+    paths = []
+    for index in range(2):
+        manifest = Manifest(
+            run_id="n", organization_id="o-abcdefghij", started=now, finished=now, accounts=(),
+            listed_accounts=(), shard=Shard(index, 2), org_access=entry if index == 0 else None,
+        )  # fmt: skip
+        paths.append(tmp_path / f"manifest-{index}.json")
+        write_manifest(manifest, paths[-1])
+    assert read_manifest(paths[0]).org_access == entry
+    assert read_manifest(paths[1]).org_access is None
+    merged = merge(paths, tmp_path / "manifest.json")
+    assert merged.org_access == entry
+    document = json.loads((tmp_path / "manifest.json").read_text())
+    assert document["org_access"]["records"] == {"org_access": 3, "error": 0}

@@ -106,6 +106,7 @@ def test_manifest_file_is_one_pretty_json_document_0600(tmp_path: Path) -> None:
         "outcomes",
         "listed_accounts",
         "accounts",
+        "org_access",  # null unless --org-access-report
     ]
     assert document["started"] == "2026-11-23T02:00:00Z"
     assert document["shard"] == {"index": 0, "count": 1}

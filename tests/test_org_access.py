@@ -13,19 +13,15 @@ import anyio
 import pytest
 from aiobotocore.session import AioSession
 
-from collector.aws import CallStats, client_config
+from collector.aws import CallStats
+from collector.clients import client_config
 from collector.emulator import Faults
 from collector.emulator.organization import OrgOptions
 from collector.emulator.orgserver import Organization, running_organization
 from collector.manifest import OrgAccessEntry, merge, read_manifest, write_manifest
 from collector.models import Record
-from collector.orgaccess import (
-    GENERATE_ORG,
-    ORG_ACCESS_FIELDS,
-    OrgAccessReport,
-    org_targets,
-    write_org_access,
-)
+from collector.orgaccess import GENERATE_ORG, ORG_ACCESS_FIELDS, OrgAccessReport, org_targets
+from collector.orgaccessrun import write_org_access
 from collector.settings import PollSettings, RetrySettings
 from collector.sweep import Shutdown
 from tests.emulator.orgclients import client
@@ -222,7 +218,7 @@ async def test_access_denied_fails_the_report_not_the_run(tmp_path: Path) -> Non
             entry = await write_org_access(
                 settings_for(denied, tmp_path), AioSession(),
                 organization_id=denied.organization_id, account_id=denied.management_account_id,
-                account_ids=[a.id for a in denied.accounts], path=path, run_id="r",
+                account_ids=[a.id for a in denied.accounts], location=str(path), run_id="r",
                 shutdown=Shutdown(1.0),
             )  # fmt: skip
     assert entry.status == "failed" and entry.error is not None

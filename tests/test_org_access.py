@@ -6,6 +6,7 @@ import json
 import time
 from collections import defaultdict
 from collections.abc import Iterator
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,13 +19,15 @@ from collector.clients import client_config
 from collector.emulator import Faults
 from collector.emulator.organization import OrgOptions
 from collector.emulator.orgserver import Organization, running_organization
-from collector.manifest import OrgAccessEntry, merge, read_manifest, write_manifest
+from collector.manifest import Manifest, OrgAccessEntry, merge, read_manifest, write_manifest
 from collector.models import Record
 from collector.orgaccess import GENERATE_ORG, ORG_ACCESS_FIELDS, OrgAccessReport, org_targets
 from collector.orgaccessrun import write_org_access
 from collector.settings import PollSettings, RetrySettings
+from collector.shard import Shard
 from collector.sweep import Shutdown
 from tests.emulator.orgclients import client
+from tests.reporting import json_rows, report
 from tests.sweeping import fast_settings, read_lines
 from tests.test_cli import cli, one_line_error
 from tests.test_org import ROLE, manifest_of, org_args
@@ -97,15 +100,27 @@ def assert_equals_truth(org: Organization, records: list[Record]) -> None:
             assert set(record) == ORG_ACCESS_FIELDS[record["record"]]
 
 
-def test_org_sweep_with_the_access_report_equals_truth(org: Organization, tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def swept(org: Organization, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any]:
+    """`collector sweep --org --org-access-report --run-id night-1` in a subprocess."""
+    cwd = tmp_path_factory.mktemp("org-access")
+    # Module scope: the autouse fixture's dummy keys are not set yet, so they are given here.
+    keys = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+    proc = cli(*org_args(org, "--org-access-report", "--run-id", "night-1"), cwd=cwd,
+               env=keys, timeout=300)  # fmt: skip
+    return cwd, proc
+
+
+def test_org_sweep_with_the_access_report_equals_truth(
+    org: Organization, swept: tuple[Path, Any]
+) -> None:
     """`collector sweep --org --org-access-report`: the org-level file beside the manifest has
     the truth's rows for the root, all four OUs and every account, FAILED reports as error
     lines; it is 0600, named in the manifest with its counts; exit 1 (the report is partial)."""
+    tmp_path, proc = swept
     failed = [p for p in org.layout.entity_paths() if org.org_access_truth(p)["status"] == "FAILED"]
     kinds = {org.org_access_truth(p)["target_type"] for p in failed}
     assert kinds == {"ORGANIZATIONAL_UNIT", "ACCOUNT"}  # the fixture's seed fails one of each
-    proc = cli(*org_args(org, "--org-access-report", "--run-id", "night-1"), cwd=tmp_path,
-               timeout=300)  # fmt: skip
     assert proc.returncode == 1, proc.stderr[-3000:]
     assert "Traceback" not in proc.stderr
     manifest = manifest_of(tmp_path)
@@ -132,6 +147,36 @@ def test_org_sweep_with_the_access_report_equals_truth(org: Organization, tmp_pa
     order = [r["entity_path"] for r in records[:-1]]
     assert order[0] == org.layout.root_path  # root, then OUs, then accounts by id
     assert {r["run_id"] for r in records} == {"night-1"}
+
+
+@pytest.mark.parametrize("days", [30, 180])
+def test_report_org_unused_per_ou_equals_truth(
+    org: Organization, swept: tuple[Path, Any], days: int
+) -> None:
+    """`collector report org-unused`: per OU (and the root), the services its SCPs allow whose
+    last use across the OU is N or more days before the as-of date, or never; the OU whose
+    report FAILED is named in a warning instead."""
+    tmp_path, _ = swept
+    as_of = datetime.now(UTC).date()  # the sweep just ran; its emulator's now is today
+    proc = report("org-unused", "out/org-access-night-1.jsonl", "--days", str(days),
+                  "--as-of", as_of.isoformat(), "--format", "json", cwd=tmp_path)  # fmt: skip
+    rows = json_rows(proc)
+    expected = []
+    for unit in org.units:
+        truth = org.org_access_truth(unit.path)
+        if truth["status"] == "FAILED":
+            assert f"{unit.path}: the report failed (ServiceFailure)" in proc.stderr
+            continue
+        for row in truth["access_details"]:
+            stamp = row["last_authenticated_time"]
+            age = None if stamp is None else (as_of - date.fromisoformat(stamp[:10])).days
+            if age is None or age >= days:
+                expected.append((unit.path, TYPES[truth["target_type"]], truth["target_id"],
+                                 row["service_namespace"], stamp, age))  # fmt: skip
+    got = [(r["entity_path"], r["target_type"], r["target_id"], r["service_namespace"],
+            r["last_authenticated"], r["days_since"]) for r in rows]  # fmt: skip
+    assert got == sorted(expected)
+    assert any(age is None for *_, age in got) and any(age is not None for *_, age in got)
 
 
 def test_the_flag_needs_org(tmp_path: Path) -> None:
@@ -233,11 +278,6 @@ async def test_access_denied_fails_the_report_not_the_run(tmp_path: Path) -> Non
 
 def test_the_manifest_entry_survives_reading_and_merging(tmp_path: Path) -> None:
     """The org_access entry is written, read back, and carried from shard 0 into the merge."""
-    from datetime import UTC, datetime
-
-    from collector.manifest import Manifest
-    from collector.shard import Shard
-
     entry = OrgAccessEntry("complete", "out/org-access-n.jsonl", {"org_access": 3, "error": 0})
     now = datetime(2026, 11, 23, tzinfo=UTC)
     paths = []

@@ -84,6 +84,12 @@ def add_report_parser(commands: Any) -> None:
     diff.add_argument("new", metavar="NEW", help="the later sweep: a file or a quoted glob")
     _window_options(diff, as_of=False)
     _output_options(diff)
+    org_unused = kinds.add_parser(
+        "org-unused", help="per OU: services SCPs allow and nobody there used in N days"
+    )
+    org_unused.add_argument("paths", nargs="+", metavar="PATH", help="org-access-*.jsonl files")
+    _window_options(org_unused)
+    _output_options(org_unused)
     parquet = kinds.add_parser("parquet", help="write Parquet partitioned by account and date")
     parquet.add_argument("paths", nargs="+", metavar="PATH", help=paths_help)
     parquet.add_argument("--to", required=True, metavar="DIR", help="the dataset's root folder")
@@ -113,6 +119,13 @@ def _build(args: argparse.Namespace) -> Any:
             load(con, [args.new], "new"), "NEW"
         )
         return diff_report(con, args.days, notes)
+    if args.report_command == "org-unused":
+        from collector.report.orgunused import load_org_access, org_unused_report
+
+        notes = load_org_access(con, args.paths)
+        for note in notes:
+            print(f"collector: warning: {note}", file=sys.stderr)
+        return org_unused_report(con, args.as_of or datetime.now(UTC).date(), args.days, notes)
     runs = load(con, args.paths, "inputs", every_column=args.report_command == "parquet")
     notes = _warnings(runs, "")
     if args.report_command == "parquet":

@@ -123,13 +123,8 @@ def _stamp(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-def _error(error: AccountError | None) -> dict[str, str] | None:
-    return None if error is None else {"code": error.code, "message": error.message}
-
-
 def _document(manifest: Manifest) -> dict[str, Any]:
     shard = manifest.shard
-    access = manifest.org_access
     return {
         "manifest": MANIFEST_SCHEMA,
         "run_id": manifest.run_id,
@@ -149,11 +144,11 @@ def _document(manifest: Manifest) -> dict[str, Any]:
                 "outcome": entry.outcome,
                 "output": entry.output,
                 "records": dict(entry.records),
-                "error": _error(entry.error),
+                "error": None if entry.error is None else asdict(entry.error),
             }
             for entry in manifest.accounts
         ],
-        "org_access": None if access is None else asdict(access),  # records and error too
+        "org_access": manifest.org_access and asdict(manifest.org_access),  # or null
     }
 
 
@@ -200,10 +195,8 @@ def _optional(document: Mapping[str, Any], key: str, kind: type) -> Any:
 
 
 def _account_error(item: Mapping[str, Any]) -> AccountError | None:
-    error = _optional(item, "error", dict)
-    if error is None:
-        return None
-    return AccountError(_get(error, "code", str), _get(error, "message", str))
+    error = _optional(item, "error", dict) or {}
+    return AccountError(_get(error, "code", str), _get(error, "message", str)) if error else None
 
 
 def _records(item: Mapping[str, Any]) -> dict[str, int]:
@@ -211,13 +204,11 @@ def _records(item: Mapping[str, Any]) -> dict[str, int]:
 
 
 def _org_access(item: Any) -> OrgAccessEntry | None:
-    if item is None:
-        return None
     status = _get(item, "status", str) if isinstance(item, dict) else None
-    if status not in get_args(OrgAccessStatus):
+    if item is not None and status not in get_args(OrgAccessStatus):
         raise _Invalid(f"org_access is not an object with a known status: {item!r:.80}")
-    return OrgAccessEntry(cast(OrgAccessStatus, status), _optional(item, "output", str),
-                          _records(item), _account_error(item))  # fmt: skip
+    return item and OrgAccessEntry(cast(OrgAccessStatus, status), _optional(item, "output", str),
+                                   _records(item), _account_error(item))  # fmt: skip
 
 
 def _entry(item: Any) -> AccountEntry:

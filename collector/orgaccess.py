@@ -151,6 +151,7 @@ class OrgAccessReport:
         self.limit_waits = 0  # 409s waited out
         self.targets: Counter[str] = Counter()
         self.denied: AccountError | None = None
+        self.job_id: str | None = None  # the current target's job, for its error line
 
     async def _call(self, operation: str, send: Callable[[], Awaitable[T]]) -> T:
         return await self.caller.call(operation, send, bucket=self.buckets[operation])
@@ -226,7 +227,7 @@ class OrgAccessReport:
     async def _rows(self, target: Target) -> list[Record]:
         """Every row of one target's report; a vanished JobId is generated again, once."""
         for last_try in (False, True):
-            job_id = await self._generate(target)
+            job_id = self.job_id = await self._generate(target)
             try:
                 page = await self._completed(job_id)
                 rows = []
@@ -263,9 +264,11 @@ class OrgAccessReport:
             "total_authenticated_entities": detail.get("TotalAuthenticatedEntities"),
         }
 
-    def error_record(self, target: Target | None, code: str, message: str) -> Record:
+    def error_record(
+        self, target: Target | None, code: str, message: str, job_id: str | None = None
+    ) -> Record:
         """An `error` line of stage `org_access` (target null: the whole report failed)."""
-        return self._base("error", target, None) | {
+        return self._base("error", target, job_id) | {
             "principal_arn": None,
             "principal_type": None,
             "stage": "org_access",
@@ -285,6 +288,7 @@ class OrgAccessReport:
                 if self.shutdown.requested:
                     return "interrupted"
                 self.targets[target.target_type] += 1
+                self.job_id = None
                 try:
                     rows = await self._rows(target)
                 except _Stopped:
@@ -296,7 +300,9 @@ class OrgAccessReport:
                 except AwsError as error:
                     log.warning("collector.org_access.target_failed",
                                 entity_path=target.entity_path, code=error.code)  # fmt: skip
-                    await send.send(self.error_record(target, error.code, error.message))
+                    await send.send(
+                        self.error_record(target, error.code, error.message, self.job_id)
+                    )
                     status = "partial"
                     continue
                 for row in rows:

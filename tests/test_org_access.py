@@ -147,6 +147,7 @@ def test_org_sweep_with_the_access_report_equals_truth(
     order = [r["entity_path"] for r in records[:-1]]
     assert order[0] == org.layout.root_path  # root, then OUs, then accounts by id
     assert {r["run_id"] for r in records} == {"night-1"}
+    assert all(len(r["job_id"]) == 36 for r in records[:-1])  # a FAILED job's too
 
 
 @pytest.mark.parametrize("days", [30, 180])

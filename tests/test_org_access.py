@@ -215,11 +215,14 @@ async def test_a_report_in_progress_is_waited_out(tmp_path: Path) -> None:
         stats = CallStats()
         with anyio.fail_after(120):
             session = AioSession()
-            options_ = {"endpoint_url": held.endpoint, "region_name": "us-east-1",
-                        "config": client_config()}  # fmt: skip
+            where, config = held.endpoint, client_config()
             async with (
-                session.create_client("iam", **options_) as iam,
-                session.create_client("organizations", **options_) as organizations,
+                session.create_client(
+                    "iam", endpoint_url=where, region_name="us-east-1", config=config
+                ) as iam,
+                session.create_client(
+                    "organizations", endpoint_url=where, region_name="us-east-1", config=config
+                ) as organizations,
             ):
                 ids = [account.id for account in held.accounts]
                 targets = await org_targets(organizations, held.organization_id, ids)

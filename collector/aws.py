@@ -37,6 +37,7 @@ from collector.http import BoundedHttpSession, ResponseTooLargeError
 from collector.models import Granularity, Principal, PrincipalType
 from collector.ratelimit import TokenBucket
 from collector.settings import RetrySettings, Settings
+from collector.tuning import tune_iam_client
 
 if TYPE_CHECKING:
     from types_aiobotocore_iam import IAMClient
@@ -396,4 +397,4 @@ async def open_clients(
     async with AsyncExitStack() as stack:
         iam = await stack.enter_async_context(session.create_client("iam", **options))
         sts = await stack.enter_async_context(session.create_client("sts", **options))
-        yield Clients(iam=iam, sts=sts)
+        yield Clients(iam=tune_iam_client(iam), sts=sts)

@@ -11,7 +11,7 @@ from urllib.parse import parse_qsl
 from collector.emulator import wire
 from collector.emulator.faults import FaultInjector
 from collector.emulator.operations import OPERATIONS, AccessAdvisor
-from collector.emulator.stats import SERVED, ServedCalls
+from collector.emulator.stats import MARKER_SUFFIX, SERVED, ServedCalls
 from collector.emulator.stats import current as current_stats
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
@@ -61,6 +61,9 @@ class EmulatorApp:
         refusal = self.injector.refusal(operation, self.caller_arn)
         if self.stats is not None:
             self.stats.record(operation, SERVED if refusal is None else refusal.code)
+            if refusal is None and "Marker" in params:
+                # Pages after the first, counted apart too: a benchmark tells polls from pages.
+                self.stats.record(operation + MARKER_SUFFIX, SERVED)
         if refusal is not None:
             return _answer(
                 start_response,

@@ -171,7 +171,7 @@ def _unthrottled() -> dict[str, float]:
 def _tools(options: Options, scenario: Scenario) -> list[Tool]:
     if scenario.accounts:
         return org_tools(scenario.rates, scenario.accounts, scenario.shards)
-    tools = collector_tools(scenario.rates, list(options.variants) if scenario.peers else [])
+    tools = collector_tools(scenario.rates, list(options.variants))
     if scenario.peers:
         for tool in BASELINES:
             if tool.name in options.tools:

@@ -7,9 +7,10 @@ import shlex
 import sys
 from pathlib import Path
 
-from bench.limit import ENTITIES, GENERATE, GET, LISTS
 from bench.report import rerender
-from bench.suite import DEFAULT_RATES, TOOL_NAMES, Options, run
+from bench.scenarios import SCENARIOS, Scenario
+from bench.suite import TOOL_NAMES, Options
+from bench.suite import run as run_all
 
 HERE = Path(__file__).resolve().parent
 
@@ -24,30 +25,44 @@ def _tools(text: str) -> list[str]:
     return names
 
 
-def parse(argv: list[str]) -> Options:
+def _scenarios(text: str) -> list[Scenario]:
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if names == ["all"]:
+        return list(SCENARIOS.values())
+    unknown = sorted(set(names) - set(SCENARIOS))
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"expected all or a comma-separated subset of {', '.join(SCENARIOS)}, got {text!r}"
+        )
+    return [SCENARIOS[name] for name in names]
+
+
+def parse(argv: list[str]) -> tuple[Options, bool]:
     """The run the flags ask for."""
     parser = argparse.ArgumentParser(
         prog="python -m bench",
-        description="Sweep one rate-limited emulated account with the collector and its "
-        "peers; write bench/results.md and bench/calls.png.",
+        description="Sweep rate-limited emulated accounts with the collector (and, in the "
+        "default scenario, its peers); write bench/results.json and results.md's tables.",
     )
-    parser.add_argument("--principals", type=int, default=1000, help="account size (1000)")
+    parser.add_argument(
+        "--scenario",
+        type=_scenarios,
+        default=list(SCENARIOS.values()),
+        metavar="NAMES",
+        help=f"all (default) or a comma-separated subset of {','.join(SCENARIOS)}",
+    )
+    parser.add_argument("--principals", type=int, default=1000, help="single-account size (1000)")
+    parser.add_argument(
+        "--org-principals", type=int, default=200, help="principals per account of an org (200)"
+    )
     parser.add_argument("--seed", type=int, default=0, help="account seed (0)")
     parser.add_argument(
         "--only",
         type=_tools,
         default=list(TOOL_NAMES),
         metavar="TOOLS",
-        help=f"comma-separated tools to run (default all: {','.join(TOOL_NAMES)})",
+        help=f"comma-separated tools of the default scenario (all: {','.join(TOOL_NAMES)})",
     )
-    parser.add_argument("--rate-generate", type=float, default=DEFAULT_RATES[GENERATE])
-    parser.add_argument("--rate-get", type=float, default=DEFAULT_RATES[GET])
-    parser.add_argument("--rate-get-with-entities", type=float, default=DEFAULT_RATES[ENTITIES])
-    parser.add_argument(
-        "--rate-list", type=float, default=DEFAULT_RATES["ListUsers"], help="each List* (10)"
-    )
-    parser.add_argument("--latency-median", type=float, default=2.0, help="seconds (2)")
-    parser.add_argument("--latency-sigma", type=float, default=0.5, help="lognormal sigma (0.5)")
     parser.add_argument(
         "--sequential-subset",
         type=int,
@@ -78,7 +93,7 @@ def parse(argv: list[str]) -> Options:
     parser.add_argument(
         "--render-only",
         action="store_true",
-        help="only rewrite results.md from results.json (after editing bench/report.py)",
+        help="only rewrite results.md's tables from results.json (after editing bench/report.py)",
     )
     args = parser.parse_args(argv)
     everything = set(args.only) == set(TOOL_NAMES)
@@ -88,38 +103,32 @@ def parse(argv: list[str]) -> Options:
     for variant in variants:
         if not variant.startswith("COLLECTOR_") or "=" not in variant:
             parser.error(f"--variant expects COLLECTOR_KEY=VALUE, got {variant!r}")
-    rates = {
-        GENERATE: args.rate_generate,
-        GET: args.rate_get,
-        ENTITIES: args.rate_get_with_entities,
-    } | dict.fromkeys(LISTS.values(), args.rate_list)
-    if args.principals < 4 or min(rates.values()) <= 0:
-        parser.error("--principals must be >= 4 and every rate > 0")
+    if args.principals < 4 or args.org_principals < 4:
+        parser.error("--principals and --org-principals must be >= 4")
     return Options(
-        render_only=args.render_only,
+        scenarios=args.scenario,
         principals=args.principals,
+        org_principals=args.org_principals,
         seed=args.seed,
-        rates=rates,
-        latency_median=args.latency_median,
-        latency_sigma=args.latency_sigma,
         tools=args.only,
         variants=variants,
         capacity=everything if args.capacity is None else args.capacity,
         sequential_subset=args.sequential_subset,
         runs_dir=HERE / "runs",
         results_dir=args.results_dir,
-        command=shlex.join([".venv/bin/python", "-m", "bench", *argv]),
-    )
+        command=shlex.join(["python", "-m", "bench", *argv]),
+    ), args.render_only
 
 
 def main(argv: list[str] | None = None) -> int:
-    options = parse(sys.argv[1:] if argv is None else argv)
-    if options.render_only:
+    options, render_only = parse(sys.argv[1:] if argv is None else argv)
+    if render_only:
         rerender(options.results_dir)
-        print(f"bench: rewrote {options.results_dir / 'results.md'} from results.json")
+        print(f"bench: rewrote the tables of {options.results_dir / 'results.md'}")
         return 0
-    data = run(options)
-    print(f"bench: wrote {options.results_dir / 'results.md'} ({data['key']})")
+    for run in run_all(options):
+        print(f"bench: {run.key} measured")
+    print(f"bench: wrote {options.results_dir / 'results.md'}")
     return 0
 
 

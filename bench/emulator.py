@@ -25,6 +25,7 @@ class EmulatorSpec:
     seed: int
     rates: Mapping[str, float]  # operation -> calls/s; empty = no throttling
     latency: str  # `collector emulate --latency` syntax, e.g. lognormal:2:0.5
+    extra: tuple[str, ...] = ()  # more `collector emulate` flags: faults, --wide-share, --accounts
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,7 @@ def emulator_process(spec: EmulatorSpec, workdir: Path) -> Iterator[EmulatorProc
     ]
     for operation, rate in spec.rates.items():
         command += ["--rate", f"{operation}={rate:g}"]
+    command += spec.extra
     with (workdir / "emulator.log").open("w", encoding="utf-8") as log:
         process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=log, text=True)
         try:

@@ -6,7 +6,7 @@ import math
 import random
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 GENERATE = "GenerateServiceLastAccessedDetails"
@@ -14,6 +14,7 @@ GET = "GetServiceLastAccessedDetails"
 ENTITIES = "GetServiceLastAccessedDetailsWithEntities"
 LISTS = {"user": "ListUsers", "group": "ListGroups", "role": "ListRoles", "policy": "ListPolicies"}
 OPERATIONS = (GENERATE, GET, ENTITIES, *LISTS.values())
+WIDEST = "WithEntities of the widest report"  # a bound of T_min, not an operation
 MAX_ITEMS = 1000  # the largest page IAM hands out, on every operation a sweep uses
 BURST_SECONDS = 1.0  # the emulator's buckets hold one second of calls
 
@@ -27,6 +28,7 @@ class Minimum:
     jobs: int
     extra_service_pages: int  # Get calls beyond one per job: services past the first page
     entity_namespaces: int  # (group or policy report, accessed namespace) pairs
+    widest_report: int  # WithEntities calls of the report that needs the most of them
 
 
 @dataclass(frozen=True)
@@ -60,10 +62,13 @@ def minimum_calls(ground_truth: Iterable[Mapping[str, Any]], page: int = MAX_ITE
             generated += 1  # a job was generated for it (even if the job then failed)
     per_type = Counter(kinds.values())
     extra = sum(max(0, math.ceil(count / page) - 1) for count in services.values())
+    per_report: Counter[str] = Counter()
+    for key in accessed:
+        per_report[key[0]] += max(1, math.ceil(entities[key] / page))
     calls = {
         GENERATE: len(kinds),  # a deleted principal still costs its Generate
         GET: generated + extra,
-        ENTITIES: sum(max(1, math.ceil(entities[key] / page)) for key in accessed),
+        ENTITIES: sum(per_report.values()),
     }
     for kind, operation in LISTS.items():
         calls[operation] = max(1, math.ceil(per_type.get(kind, 0) / page))
@@ -73,6 +78,7 @@ def minimum_calls(ground_truth: Iterable[Mapping[str, Any]], page: int = MAX_ITE
         jobs=generated,
         extra_service_pages=extra,
         entity_namespaces=len(accessed),
+        widest_report=max(per_report.values(), default=0),
     )
 
 
@@ -82,12 +88,17 @@ def fastest(minimum: Minimum, rates: Mapping[str, float], latency_median: float)
     Each operation has its own bucket, so the operations run in parallel and the slowest one
     sets the pace; a bucket starts full (one second of calls). Whatever the order, the last
     Generate's job must still complete before its report can be read: at least its latency,
-    taken as the median (the entity calls of the last reports can be ordered away).
+    taken as the median (the entity calls of the last reports can be ordered away). One
+    report's entity calls are work of their own too: the widest report cannot be read faster
+    than its WithEntities calls through that bucket, after its own job's latency.
     """
     seconds = {
         operation: max(0.0, calls - rates[operation] * BURST_SECONDS) / rates[operation]
         for operation, calls in minimum.calls.items()
     }
+    seconds[WIDEST] = (
+        max(0.0, minimum.widest_report - rates[ENTITIES] * BURST_SECONDS) / rates[ENTITIES]
+    )
     binding = max(seconds, key=lambda operation: seconds[operation])
     return Limit(
         seconds=seconds,
@@ -95,6 +106,55 @@ def fastest(minimum: Minimum, rates: Mapping[str, float], latency_median: float)
         latency=latency_median,
         t_min=seconds[binding] + latency_median,
     )
+
+
+def forced(minimum: Minimum, pages: Mapping[str, int], throttle_share: float) -> Minimum:
+    """The minimum under a server that cuts pages short and refuses a share of calls at random.
+
+    `pages`: per operation, the pages past the first that the server handed out (counted by
+    the emulator): a server that sends fewer items than asked forces them on any sweep. A call
+    refused at random has taken its bucket token first, so each needed call costs
+    1 / (1 - share) tokens on average.
+    """
+    calls = dict(minimum.calls)
+    if pages.get(GET, 0) > minimum.extra_service_pages:
+        calls[GET] = minimum.jobs + pages[GET]
+    calls[ENTITIES] = max(calls[ENTITIES], minimum.entity_namespaces + pages.get(ENTITIES, 0))
+    scale = 1 / (1 - throttle_share)
+    return replace(
+        minimum,
+        calls={op: math.ceil(n * scale) for op, n in calls.items()},
+        extra_service_pages=max(minimum.extra_service_pages, pages.get(GET, 0)),
+    )
+
+
+def org_limit(
+    ground_truth: Iterable[Mapping[str, Any]], rates: Mapping[str, float], latency_median: float
+) -> tuple[Minimum, Limit]:
+    """Every account's minimum calls added up, and the slowest account's limit.
+
+    Each account has its own buckets, so accounts run side by side: the organisation's T_min
+    is its slowest account's (with every account in flight at once).
+    """
+    accounts: dict[str, list[Mapping[str, Any]]] = {}
+    for record in ground_truth:
+        accounts.setdefault(record["account_id"], []).append(record)
+    minima = [minimum_calls(records) for records in accounts.values()]
+    limits = [fastest(minimum, rates, latency_median) for minimum in minima]
+    calls: Counter[str] = Counter()
+    principals: Counter[str] = Counter()
+    for minimum in minima:
+        calls.update(minimum.calls)
+        principals.update(minimum.principals)
+    total = Minimum(
+        calls=dict(calls),
+        principals=dict(principals),
+        jobs=sum(m.jobs for m in minima),
+        extra_service_pages=sum(m.extra_service_pages for m in minima),
+        entity_namespaces=sum(m.entity_namespaces for m in minima),
+        widest_report=max((m.widest_report for m in minima), default=0),
+    )
+    return total, max(limits, key=lambda limit: limit.t_min)
 
 
 def ideal_schedule(

@@ -1,4 +1,4 @@
-"""Run one tool as a child process: wall time, exit code and the child's own peak RSS."""
+"""Run tools as child processes: wall time, exit code, the child's own CPU time and peak RSS."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +26,7 @@ class Measured:
     finished: float
     wall: float  # seconds, monotonic
     peak_rss: int  # bytes: the child's VmHWM, its own peak resident set since exec
+    cpu: float  # seconds of CPU the child used, user + system (its own rusage)
     timed_out: bool
 
 
@@ -55,35 +57,69 @@ def run_measured(
     timeout: float,
 ) -> Measured:
     """Run `command` to its end (or kill it after `timeout` s) and measure it."""
-    with stdout.open("w", encoding="utf-8") as out, stderr.open("w", encoding="utf-8") as err:
+    return run_side_by_side([command], env=env, outputs=[(stdout, stderr)], timeout=timeout)[0]
+
+
+def run_side_by_side(
+    commands: Sequence[Sequence[str]],
+    *,
+    env: Mapping[str, str],
+    outputs: Sequence[tuple[Path, Path]],
+    timeout: float,
+) -> list[Measured]:
+    """Start every command at once, run each to its end (or kill it), measure each."""
+    with ExitStack() as files:
         started = time.time()
         clock = time.monotonic()
-        process = subprocess.Popen(list(command), cwd=REPO, env=dict(env), stdout=out, stderr=err)
+        processes = []
+        for command, (stdout, stderr) in zip(commands, outputs, strict=True):
+            out = files.enter_context(stdout.open("w", encoding="utf-8"))
+            err = files.enter_context(stderr.open("w", encoding="utf-8"))
+            processes.append(
+                subprocess.Popen(list(command), cwd=REPO, env=dict(env), stdout=out, stderr=err)
+            )
+        peaks = [0] * len(processes)
+        ended: dict[int, tuple[float, float]] = {}  # index -> (wall, cpu)
         timed_out = False
-        peak = 0
         try:
-            while process.poll() is None:
-                peak = max(peak, _high_water_mark(process.pid))
+            while len(ended) < len(processes):
                 elapsed = time.monotonic() - clock
-                if elapsed > timeout and not timed_out:
+                for index, process in enumerate(processes):
+                    if index in ended:
+                        continue
+                    # wait4, not poll(): the child's own rusage comes with its exit status.
+                    pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+                    if pid:
+                        process.returncode = os.waitstatus_to_exitcode(status)
+                        ended[index] = (elapsed, usage.ru_utime + usage.ru_stime)
+                        continue
+                    peaks[index] = max(peaks[index], _high_water_mark(process.pid))
+                    if elapsed > timeout + KILL_AFTER:
+                        process.kill()
+                    elif elapsed > timeout and not timed_out:
+                        process.send_signal(signal.SIGTERM)
+                if elapsed > timeout:
                     timed_out = True
-                    process.send_signal(signal.SIGTERM)
-                elif elapsed > timeout + KILL_AFTER:
-                    process.kill()
                 time.sleep(POLL)
         except BaseException:
-            process.kill()
-            process.wait()
+            for process in processes:
+                if process.returncode is None:
+                    process.kill()
+                    process.wait()
             raise
-        wall = time.monotonic() - clock
-    return Measured(
-        returncode=process.returncode,
-        started=started,
-        finished=time.time(),
-        wall=wall,
-        peak_rss=peak,
-        timed_out=timed_out,
-    )
+    finished = time.time()
+    return [
+        Measured(
+            returncode=int(process.returncode),
+            started=started,
+            finished=finished,
+            wall=ended[index][0],
+            peak_rss=peaks[index],
+            cpu=ended[index][1],
+            timed_out=timed_out,
+        )
+        for index, process in enumerate(processes)
+    ]
 
 
 def _high_water_mark(pid: int) -> int:

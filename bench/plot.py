@@ -14,6 +14,7 @@ matplotlib.use("Agg")  # files only: no display on a build machine
 import matplotlib.pyplot as plt
 
 from bench.limit import ENTITIES, GENERATE, GET, LISTS
+from bench.results import ToolResult
 
 # What each line shows, and its colour: List* operations are summed into one line.
 LINES = (
@@ -37,7 +38,7 @@ def _per_second(calls: Sequence[Mapping[str, Any]]) -> tuple[dict[str, dict[int,
 
 def draw(
     path: Path,
-    panels: Sequence[tuple[Mapping[str, Any], Sequence[Mapping[str, Any]]]],
+    panels: Sequence[tuple[ToolResult, Sequence[Mapping[str, Any]]]],
     rates: Mapping[str, float],
 ) -> None:
     """One panel per (tool result, its per-second emulator counts), sharing both axes."""
@@ -76,13 +77,13 @@ def draw(
                 label=f"limit {rate:g}/s: {', '.join(names)}",
             )
         scope = (
-            f"{result['principals_run']:,}-principal subset"
-            if result["subset"]
-            else f"{result['principals_run']:,} principals"
+            f"{result.principals_run:,}-principal subset"
+            if result.subset
+            else f"{result.principals_run:,} principals"
         )
-        efficiency = result["efficiency"]
-        title = f"{result['label'].strip('*')}: {scope}, {result['wall']:.1f} s"
-        if efficiency is not None and not result["subset"]:
+        efficiency = result.efficiency
+        title = f"{result.label.strip('*')}: {scope}, {result.wall:.1f} s"
+        if efficiency is not None and not result.subset:
             title += f", efficiency {efficiency:.2f}"
         ax.set_title(title, loc="left", fontsize=11)
         ax.set_ylabel("calls per second")

@@ -1,59 +1,48 @@
-"""Runs the benchmark: capacity, the limit, every tool against one emulator, then the report."""
+"""Runs the benchmark: per scenario one emulator, the limit, every tool against it, the report."""
 
 from __future__ import annotations
 
-import json
 import math
+import os
 import platform
 import subprocess
 import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import psutil
 
-from bench import plot, report
+from bench import plot, report, results
 from bench.capacity import measure
 from bench.emulator import REPO, CallCount, EmulatorProcess, EmulatorSpec, emulator_process
-from bench.limit import (
-    ENTITIES,
-    GENERATE,
-    GET,
-    LISTS,
-    Minimum,
-    fastest,
-    ideal_schedule,
-    minimum_calls,
-)
-from bench.measure import run_measured, tool_env
-from bench.score import read_jsonl, score
-from bench.tools import BASELINES, Tool, collector_tools
+from bench.limit import GENERATE, Limit, fastest, forced, ideal_schedule, minimum_calls, org_limit
+from bench.measure import run_side_by_side, tool_env
+from bench.results import Machine, Parameters, Run, Timeline, ToolResult
+from bench.scenarios import DEFAULT_RATES, UNTHROTTLED_COLLECTOR_RATE, Scenario
+from bench.score import score
+from bench.tools import BASELINES, Tool, collector_tools, org_tools
 
-DEFAULT_RATES: dict[str, float] = {GENERATE: 20.0, GET: 20.0, ENTITIES: 20.0} | dict.fromkeys(
-    LISTS.values(), 10.0
-)
 # Between two tools: the account's buckets refill (1 s) and the per-second counts of two
 # tools never share a second.
 GAP_SECONDS = 2.5
 TOOL_TIMEOUT = 20 * 60.0
 TOOL_NAMES = ("collector", *(tool.name for tool in BASELINES))
+MARKER = "+Marker"  # the emulator's count of served calls that followed a Marker
 
 
 @dataclass(frozen=True)
 class Options:
     """One bench run, as the flags asked for it."""
 
-    render_only: bool  # measure nothing: rewrite results.md from results.json
-    principals: int
+    scenarios: Sequence[Scenario]
+    principals: int  # single-account scenarios
+    org_principals: int  # per account of the organisation scenarios
     seed: int
-    rates: Mapping[str, float]
-    latency_median: float
-    latency_sigma: float
-    tools: Sequence[str]
+    tools: Sequence[str]  # collector and peers, for scenarios with peers
     variants: Sequence[str]  # KEY=VALUE environments of extra, diagnostic collector rows
     capacity: bool
     sequential_subset: int
@@ -62,115 +51,135 @@ class Options:
     command: str
 
 
-def run(options: Options) -> dict[str, Any]:
-    """Measure, save to results.json, render results.md (and calls.png when peers ran)."""
+def run(options: Options) -> list[Run]:
+    """Measure every scenario asked for, keep them in results.json, render results.md."""
     commit = _commit()  # before any tool starts: the code they import is this one
+    done = []
+    for scenario in options.scenarios:
+        measured = _scenario(options, scenario, commit)
+        kept = results.load(options.results_dir)
+        kept[measured.key] = measured
+        results.save(options.results_dir, kept)
+        report.write(options.results_dir, kept)
+        done.append(measured)
+    return done
+
+
+def _scenario(options: Options, scenario: Scenario, commit: str) -> Run:
+    org = scenario.accounts > 0
+    principals = options.org_principals if org else options.principals
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    workdir = options.runs_dir / f"{stamp}-{options.principals}"
+    workdir = options.runs_dir / f"{stamp}-{scenario.name}-{principals}"
     workdir.mkdir(parents=True, exist_ok=True)
-    tools = _tools(options)
-    _say(f"bench: raw outputs in {workdir}")
+    _say(f"bench: {scenario.name}: raw outputs in {workdir}")
+    load = os.getloadavg()
     capacity = None
-    if options.capacity:
+    if options.capacity and scenario.peers:
         _say("bench: measuring the emulator's capacity (no rate limits, no job latency) ...")
-        spec = EmulatorSpec(options.principals, options.seed, {}, "0")
+        spec = EmulatorSpec(principals, options.seed, {}, "0")
         with emulator_process(spec, workdir / "capacity") as emulator:
-            capacity = asdict(measure(emulator.endpoint, emulator.ground_truth()))
-    latency = f"lognormal:{options.latency_median:g}:{options.latency_sigma:g}"
-    spec = EmulatorSpec(options.principals, options.seed, dict(options.rates), latency)
-    results: list[dict[str, Any]] = []
+            capacity = measure(emulator.endpoint, emulator.ground_truth())
+    extra = scenario.faults + (("--accounts", str(scenario.accounts)) if org else ())
+    spec = EmulatorSpec(principals, options.seed, dict(scenario.rates), scenario.latency, extra)
+    median = _median(scenario.latency)
+    tools = _tools(options, scenario)
+    measured: list[ToolResult] = []
     series: dict[str, list[dict[str, Any]]] = {}
     with emulator_process(spec, workdir / "emulator") as emulator:
         truth = emulator.ground_truth()
-        minimum = minimum_calls(truth)
-        limit = fastest(minimum, options.rates, options.latency_median)
-        ideal = ideal_schedule(
-            minimum, options.rates, options.latency_median, options.latency_sigma
-        )
-        _say(
-            f"bench: {options.principals} principals served at {emulator.endpoint}; "
-            f"T_min {limit.t_min:.1f} s"
-        )
-        order = _principal_order(truth)
+        rates = dict(scenario.rates) or _unthrottled()
+        if org:
+            minimum, limit = org_limit(truth, rates, median)
+            ideal = None
+        else:
+            minimum = minimum_calls(truth)
+            limit = fastest(minimum, rates, median)
+            ideal = (
+                ideal_schedule(minimum, rates, median, 0.5)
+                if scenario.latency.startswith("lognormal")
+                else None
+            )
+        _say(f"bench: {scenario.name}: served at {emulator.endpoint}; T_min {limit.t_min:.1f} s")
+        order = list(dict.fromkeys(record["principal_arn"] for record in truth))
         for tool in tools:
             time.sleep(GAP_SECONDS)
-            result, calls = _run_tool(
-                tool, options.rates, emulator, truth, order, minimum, limit.t_min, workdir
-            )
-            results.append(result)
+            result, calls = _run_tool(tool, rates, emulator, truth, order, workdir)
+            measured.append(result)
             series[tool.name] = calls
             _say(
-                f"bench: {tool.name}: {result['wall']:.1f} s on {result['principals_run']} "
-                f"principals, {result['completeness']['rows_lost']} rows lost"
+                f"bench: {tool.name}: {result.wall:.1f} s, "
+                f"{result.completeness.rows_lost} rows lost, CPU/call "
+                f"{result.cpu_per_call_ms or 0:.2f} ms"
             )
-    ours = next((r for r in results if r["name"] == "collector"), None)
-    for result in results:
-        result["ours_faster_by"] = (
-            result["full_time"] / ours["full_time"] if ours and ours["full_time"] else None
-        )
-        # The same per row delivered: fair to a tool that wrote less than the account holds.
-        result["ours_faster_per_row"] = (
-            ours["rows_per_second"] / result["rows_per_second"]
-            if ours and result["rows_per_second"]
-            else None
-        )
-    (workdir / "series.json").write_text(json.dumps(series), encoding="utf-8")
-    data = {
-        "key": _key(options),
-        "command": options.command,
-        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "machine": _machine(),
-        "collector_commit": commit,
-        "parameters": {
-            "principals": options.principals,
-            "seed": options.seed,
-            "rates": dict(options.rates),
-            "latency": {"median": options.latency_median, "sigma": options.latency_sigma},
-            "sequential_subset": options.sequential_subset,
-        },
-        "capacity": capacity,
-        "minimum": asdict(minimum),
-        "limit": asdict(limit),
-        "ideal": ideal,
-        "tools": results,
-    }
-    report.save(options.results_dir, data)
-    # The fastest peer that reported every principal: a script that gave up on most of them
-    # ends soonest, which says nothing about how it uses the account's rate.
-    baselines = [r for r in results if r["module"] is not None and r["full_time"]]
-    complete = [r for r in baselines if r["efficiency"] is not None]
-    if ours is not None and baselines:
-        best = min(complete or baselines, key=lambda r: r["full_time"])
-        plot.draw(
-            options.results_dir / "calls.png",
-            [(ours, series["collector"]), (best, series[best["name"]])],
-            options.rates,
-        )
-    return data
+    ours = next((r for r in measured if not r.baseline), None)
+    if ours is not None and not org and scenario.faults and scenario.throttled:
+        # Short pages and random refusals are forced on any sweep: count the ones served.
+        minimum = forced(minimum, ours.marker_pages, _share(scenario.faults))
+        limit = fastest(minimum, rates, median)
+    measured = [_judged(r, limit if scenario.throttled else None) for r in measured]
+    run = Run(
+        key=f"{scenario.name}-{principals}",
+        scenario=scenario.name,
+        title=scenario.title,
+        command=options.command,
+        date=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        machine=_machine(load),
+        collector_commit=commit,
+        parameters=Parameters(
+            principals=principals,
+            accounts=max(1, scenario.accounts),
+            seed=options.seed,
+            rates=dict(scenario.rates),
+            latency=scenario.latency,
+            faults=scenario.faults,
+        ),
+        capacity=capacity,
+        minimum=minimum,
+        limit=limit,
+        ideal=ideal,
+        tools=tuple(measured),
+    )
+    if scenario.peers:
+        _plot(options.results_dir / "calls.png", run, series, rates)
+    return run
 
 
-def _tools(options: Options) -> list[Tool]:
-    tools: list[Tool] = []
-    if "collector" in options.tools:
-        tools += collector_tools(options.rates, list(options.variants))
-    for tool in BASELINES:
-        if tool.name in options.tools:
-            cap = options.sequential_subset if tool.name == "sequential" else tool.subset_cap
-            tools.append(Tool(**{**asdict(tool), "subset_cap": cap}))
+def _median(latency: str) -> float:
+    """The median of a `--latency` value: fixed, lognormal:MEDIAN:SIGMA or uniform:LOW:HIGH."""
+    kind, _, rest = latency.partition(":")
+    if kind == "lognormal":
+        return float(rest.split(":")[0])
+    if kind == "uniform":
+        low, high = (float(part) for part in rest.split(":"))
+        return (low + high) / 2
+    return float(latency)
+
+
+def _share(faults: Sequence[str]) -> float:
+    """The `--throttle-share` among emulator flags (0 without it)."""
+    flags = list(faults)
+    if "--throttle-share" in flags:
+        return float(flags[flags.index("--throttle-share") + 1])
+    return 0.0
+
+
+def _unthrottled() -> dict[str, float]:
+    """Rates that bound nothing, for a limit of an unthrottled emulator (its T_min is ~0)."""
+    return dict.fromkeys(DEFAULT_RATES, UNTHROTTLED_COLLECTOR_RATE)
+
+
+def _tools(options: Options, scenario: Scenario) -> list[Tool]:
+    if scenario.accounts:
+        return org_tools(scenario.rates, scenario.accounts, scenario.shards)
+    tools = collector_tools(scenario.rates, list(options.variants))
+    if scenario.peers:
+        for tool in BASELINES:
+            if tool.name in options.tools:
+                cap = options.sequential_subset if tool.name == "sequential" else tool.subset_cap
+                tools.append(replace(tool, subset_cap=cap))
+    if "collector" not in options.tools:
+        tools = [tool for tool in tools if tool.baseline]
     return tools
-
-
-def _key(options: Options) -> str:
-    names = "compare" if set(options.tools) == set(TOOL_NAMES) else "+".join(options.tools)
-    return f"{names}-{options.principals}"
-
-
-def _principal_order(truth: Sequence[Mapping[str, Any]]) -> list[str]:
-    """Principals in the truth's order (users, groups, roles, policies)."""
-    seen: dict[str, None] = {}
-    for record in truth:
-        seen.setdefault(record["principal_arn"], None)
-    return list(seen)
 
 
 def _subset(order: list[str], cap: int) -> list[str] | None:
@@ -181,32 +190,45 @@ def _subset(order: list[str], cap: int) -> list[str] | None:
     return order[::step]
 
 
+def _judged(result: ToolResult, limit: Limit | None) -> ToolResult:
+    """Its efficiency: only under rate limits (else T_min means nothing), and only for a tool
+    that reported every principal (one that gave up on some would look efficient for less)."""
+    c = result.completeness
+    if limit is None or not result.full_time or c.principals_reported != c.principals_expected:
+        return result
+    return replace(result, efficiency=limit.t_min / result.full_time)
+
+
 def _run_tool(
     tool: Tool,
     rates: Mapping[str, float],
     emulator: EmulatorProcess,
     truth: Sequence[Mapping[str, Any]],
     order: list[str],
-    minimum: Minimum,
-    t_min: float,
     workdir: Path,
-) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+) -> tuple[ToolResult, list[dict[str, Any]]]:
     safe = tool.name.replace("[", "_").replace("]", "").replace("=", "-")
-    output = workdir / f"{safe}.jsonl"
+    output = workdir / safe
     subset = _subset(order, tool.subset_cap)
     arns_file = None
     if subset is not None:
         arns_file = workdir / f"{safe}.arns"
         arns_file.write_text("\n".join(subset) + "\n", encoding="utf-8")
     _say(f"bench: running {tool.name} on {len(subset or order)} principals ...")
-    measured = run_measured(
-        tool.command(emulator.endpoint, output, arns_file),
+    commands = tool.commands(emulator.endpoint, output, arns_file)
+    processes = run_side_by_side(
+        commands,
         env=tool_env(workdir, tool.env),
-        stdout=workdir / f"{safe}.stdout",
-        stderr=workdir / f"{safe}.stderr",
+        outputs=[
+            (workdir / f"{safe}.{index}.stdout", workdir / f"{safe}.{index}.stderr")
+            for index in range(len(commands))
+        ],
         timeout=TOOL_TIMEOUT,
     )
-    calls = emulator.calls(measured.started, measured.finished)
+    started = min(p.started for p in processes)
+    finished = max(p.finished for p in processes)
+    wall = max(p.wall for p in processes)
+    calls = emulator.calls(started, finished)
     served: Counter[str] = Counter()
     refused: dict[str, Counter[str]] = {}
     for count in calls:
@@ -214,86 +236,80 @@ def _run_tool(
             served[count.operation] += count.calls
         else:
             refused.setdefault(count.outcome, Counter())[count.operation] += count.calls
-    completeness = score(read_jsonl(output), truth, set(subset) if subset else None)
-    rows = sum(
-        1
-        for record in read_jsonl(output)
-        if record.get("record") in ("service", "entity", "principal")
-    )
+    pages = {op.removesuffix(MARKER): n for op, n in served.items() if op.endswith(MARKER)}
+    served = Counter({op: n for op, n in served.items() if not op.endswith(MARKER)})
+    records = list(tool.records(output))
+    completeness = score(records, truth, set(subset) if subset else None)
+    rows = sum(1 for r in records if r.get("record") in ("service", "entity", "principal"))
     run_count = len(subset) if subset else len(order)
-    full_time = measured.wall * len(order) / run_count
-    extra_pages = minimum.extra_service_pages if tool.reads_extra_pages and not subset else 0
-    jobs = served[GENERATE]
-    start = int(measured.started)
-    result = {
-        "name": tool.name,
-        "label": tool.label,
-        "module": tool.module,
-        "principals_run": run_count,
-        "principals_total": len(order),
-        "subset": subset is not None,
-        "wall": measured.wall,
-        "full_time": full_time,
-        "returncode": measured.returncode,
-        "timed_out": measured.timed_out,
-        "peak_rss": measured.peak_rss,
-        "calls": dict(served),
-        "throttled": dict(refused.get("Throttling", Counter())),
-        "other_refusals": {
+    full_time = wall * len(order) / run_count
+    result = ToolResult(
+        name=tool.name,
+        label=tool.label,
+        baseline=tool.baseline,
+        processes=len(processes),
+        principals_run=run_count,
+        principals_total=len(order),
+        subset=subset is not None,
+        wall=wall,
+        full_time=full_time,
+        returncode=max((p.returncode for p in processes), key=abs),
+        timed_out=any(p.timed_out for p in processes),
+        peak_rss=max(p.peak_rss for p in processes),
+        cpu=sum(p.cpu for p in processes),
+        calls=dict(served),
+        throttled=dict(refused.get("Throttling", Counter())),
+        other_refusals={
             code: sum(c.values()) for code, c in refused.items() if code != "Throttling"
         },
-        "polls_per_job": (served[GET] - extra_pages) / jobs if jobs else None,
-        "rows": rows,
-        "rows_per_second": rows / measured.wall if measured.wall else 0.0,
-        "completeness": asdict(completeness)
-        | {
-            "rows_lost": completeness.rows_lost,
-            "exact": completeness.exact,
-            "rows_expected": completeness.rows_expected,
-        },
-        # Only for a tool that reported every principal: one that gave up on some would
-        # otherwise look efficient for doing less.
-        "efficiency": t_min / full_time
-        if full_time and completeness.principals_reported == completeness.principals_expected
-        else None,
-        "summary": tool.summary(output, workdir / f"{safe}.stdout"),
-        "timeline": _timeline(calls, start, measured.finished, rates),
-    }
-    return result, [asdict(count) | {"t": count.second - start} for count in calls]
+        marker_pages=pages,
+        completeness=completeness,
+        rows=rows,
+        efficiency=None,  # judged once the scenario's limit is final
+        timeline=_timeline(calls, int(started), finished, rates),
+        summary=tool.summary(output, workdir / f"{safe}.0.stdout"),
+    )
+    start = int(started)
+    return result, [
+        {"t": c.second - start, "operation": c.operation, "outcome": c.outcome, "calls": c.calls}
+        for c in calls
+        if not c.operation.endswith(MARKER)
+    ]
 
 
 def _timeline(
     calls: Sequence[CallCount], start: int, finished: float, rates: Mapping[str, float]
-) -> dict[str, Any]:
+) -> Timeline | None:
     """Where the time went: the Generate phase, its slow seconds, and the tail after it."""
     generate = Counter(
         {c.second: c.calls for c in calls if c.operation == GENERATE and c.outcome == "served"}
     )
-    entities = Counter(
-        {c.second: c.calls for c in calls if c.operation == ENTITIES and c.outcome == "served"}
-    )
-    gets = Counter(
-        {c.second: c.calls for c in calls if c.operation == GET and c.outcome == "served"}
-    )
     if not generate:
-        return {}
+        return None
     first, last = min(generate), max(generate)
     # Inner seconds only: the first and the last one are partial by nature.
     slow = [s for s in range(first + 1, last) if generate[s] < 0.9 * rates[GENERATE]]
-    return {
-        "first_generate": first - start,
-        "last_generate": last - start,
-        "generate_span": last + 1 - first,
-        "tail": finished - (last + 1),
-        "slow_generate_seconds": len(slow),
-        "slow_generate_calls_short": sum(rates[GENERATE] - generate[s] for s in slow),
-        "slow_seconds_with_entities_busy": sum(
-            1 for s in slow if entities[s] >= 0.9 * rates[ENTITIES]
-        ),
-        # How long Get was the busy operation: each extra poll then costs 1/rate of sweep.
-        "get_busy_seconds": sum(1 for calls in gets.values() if calls >= 0.9 * rates[GET]),
-        "seconds": int(finished) + 1 - start,
-    }
+    return Timeline(
+        first_generate=first - start,
+        generate_span=last + 1 - first,
+        tail=finished - (last + 1),
+        slow_generate_seconds=len(slow),
+        seconds=int(finished) + 1 - start,
+    )
+
+
+def _plot(
+    path: Path, run: Run, series: Mapping[str, list[dict[str, Any]]], rates: Mapping[str, float]
+) -> None:
+    # The fastest peer that reported every principal: a script that gave up on most of them
+    # ends soonest, which says nothing about how it uses the account's rate.
+    ours = run.tool("collector")
+    baselines = [r for r in run.tools if r.baseline and r.full_time]
+    complete = [r for r in baselines if r.efficiency is not None]
+    if ours is None or not baselines:
+        return
+    best = min(complete or baselines, key=lambda r: r.full_time)
+    plot.draw(path, [(ours, series[ours.name]), (best, series[best.name])], rates)
 
 
 def _commit() -> str:
@@ -320,7 +336,7 @@ def _commit() -> str:
     return head + (" with uncommitted changes under collector/" if dirty else "")
 
 
-def _machine() -> dict[str, Any]:
+def _machine(load: tuple[float, float, float]) -> Machine:
     model = ""
     try:
         for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
@@ -329,13 +345,14 @@ def _machine() -> dict[str, Any]:
                 break
     except OSError:
         pass
-    return {
-        "cpus": psutil.cpu_count(),
-        "cpu_model": model,
-        "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
-        "system": f"{platform.system()} {platform.release()}",
-        "python": platform.python_version(),
-    }
+    return Machine(
+        cpus=psutil.cpu_count() or 0,
+        cpu_model=model,
+        memory_gb=round(psutil.virtual_memory().total / 2**30, 1),
+        system=f"{platform.system()} {platform.release()}",
+        python=platform.python_version(),
+        load=load,
+    )
 
 
 def _say(message: str) -> None:

@@ -129,11 +129,11 @@ MALFORMED = (ResponseParserError, ResponseTooLargeError, KeyError)
 class Caller:
     """One call at a time through a bucket and the retry policy; raises the project's errors.
 
-    botocore's own retries are switched off (total_max_attempts=1) so that throttling and
-    transient errors are retried here only, where the bucket also learns from them. Each call
-    has a total deadline, whatever the server drips. When one operation fails transiently
-    `breaker` times in a row, across all its callers, with no success between, the endpoint is
-    down for it: AwsUnavailableError stops the sweep instead of minutes per principal for hours.
+    botocore's own retries are off (total_max_attempts=1): throttling and transient errors are
+    retried here; the bucket slows down when a retry is throttled again, not on a first refusal
+    (IAM also refuses at random). Each call has a total deadline. When one operation fails
+    transiently `breaker` times in a row, across all callers, with no success between, the
+    endpoint is down: AwsUnavailableError stops the sweep, not minutes per principal for hours.
     """
 
     def __init__(self, retry: RetrySettings, stats: CallStats, sleep: Sleep = anyio.sleep) -> None:
@@ -173,9 +173,9 @@ class Caller:
                 code = str(error.response.get("Error", {}).get("Code", ""))
                 if code in THROTTLE_CODES:
                     self.stats.throttled[operation] += 1
-                    if bucket is not None:
-                        bucket.on_throttle()
                     throttles += 1
+                    if bucket is not None and throttles > 1:
+                        bucket.on_throttle()
                     if throttles >= self._retry.throttle_max_attempts:
                         raise RetriesExhaustedError(operation, code, "still throttled") from error
                     await self._sleep(_backoff(throttles, self._retry))

@@ -16,6 +16,7 @@ from collector.aws import NO_CREDENTIALS
 from collector.errors import CredentialsError
 from collector.http import BoundedHttpSession
 from collector.settings import Settings
+from collector.tuning import tune_iam_client
 
 if TYPE_CHECKING:
     from types_aiobotocore_iam import IAMClient
@@ -96,4 +97,4 @@ async def open_clients(
     async with AsyncExitStack() as stack:
         iam = await stack.enter_async_context(session.create_client("iam", **options))
         sts = await stack.enter_async_context(session.create_client("sts", **options))
-        yield Clients(iam=iam, sts=sts)
+        yield Clients(iam=tune_iam_client(iam), sts=sts)

@@ -1,4 +1,4 @@
-"""What the baseline scripts share: arguments, principals, records shaped like the truth's."""
+"""What the baseline scripts share: arguments, principals, and the collector's record builders."""
 
 from __future__ import annotations
 
@@ -8,9 +8,13 @@ import sys
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
+
+from collector import models
+from collector.models import CompletedJob, Principal, PrincipalType, RunContext
 
 Record = dict[str, Any]
+_UNKNOWN = datetime.fromtimestamp(0, UTC)  # a job date the peers do not keep
 
 # The List* calls (method, result key, parameters) the CLI-style peers page through.
 LISTINGS: tuple[tuple[str, str, dict[str, str]], ...] = (
@@ -42,63 +46,48 @@ def principal_type(arn: str) -> str:
     return arn.split(":", 5)[5].split("/", 1)[0]
 
 
-def _iso(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+def _report(arn: str) -> tuple[RunContext, CompletedJob]:
+    """What collector.models' builders need to know of a report, as far as a peer knows it.
+
+    The peers keep no run id, job id or principal details: those fields stay empty (the score
+    never compares them); every field it does compare comes from the collector's own builders.
+    """
+    kind = cast(PrincipalType, principal_type(arn))
+    job = CompletedJob(
+        principal=Principal(arn=arn, type=kind, name="", id="", path=""),
+        job_id="",
+        job_type="",
+        job_created=_UNKNOWN,
+        job_completed=_UNKNOWN,
+        first_page=None,
+    )
+    return RunContext(run_id="", account_id=arn.split(":")[4]), job
 
 
-def _common(kind: str, arn: str) -> Record:
+def service_record(arn: str, item: Mapping[str, Any]) -> Record:
+    """One ServicesLastAccessed item, built as the collector builds it."""
+    return models.service_record(*_report(arn), item)
+
+
+def entity_record(arn: str, namespace: str, item: Mapping[str, Any]) -> Record:
+    """One EntityDetailsList item, built as the collector builds it."""
+    return models.entity_record(*_report(arn), namespace, item)
+
+
+def principal_record(arn: str) -> Record:
+    """The marker that the tool got a report for this principal.
+
+    Deliberately not collector.models.principal_record: that one carries the principal's
+    name, id, path and its job's dates and counts, which the peers do not keep; the score only
+    checks that the line exists.
+    """
     return {
-        "record": kind,
-        "schema": 1,
+        "record": "principal",
+        "schema": models.SCHEMA,
         "account_id": arn.split(":")[4],
         "principal_arn": arn,
         "principal_type": principal_type(arn),
     }
-
-
-def service_record(arn: str, item: Mapping[str, Any]) -> Record:
-    """One ServicesLastAccessed item, for scoring against the truth."""
-    tracked = item.get("TrackedActionsLastAccessed")
-    return _common("service", arn) | {
-        "service_namespace": item["ServiceNamespace"],
-        "service_name": item["ServiceName"],
-        "last_authenticated": _iso(item.get("LastAuthenticated")),
-        "last_authenticated_entity": item.get("LastAuthenticatedEntity"),
-        "last_authenticated_region": item.get("LastAuthenticatedRegion"),
-        "total_authenticated_entities": item.get("TotalAuthenticatedEntities"),
-        "tracked_actions": None
-        if tracked is None
-        else [
-            {
-                "action_name": action["ActionName"],
-                "last_accessed_time": _iso(action.get("LastAccessedTime")),
-                "last_accessed_entity": action.get("LastAccessedEntity"),
-                "last_accessed_region": action.get("LastAccessedRegion"),
-            }
-            for action in tracked
-        ],
-    }
-
-
-def entity_record(arn: str, namespace: str, item: Mapping[str, Any]) -> Record:
-    """One EntityDetailsList item, for scoring against the truth."""
-    info = item["EntityInfo"]
-    return _common("entity", arn) | {
-        "service_namespace": namespace,
-        "entity_arn": info["Arn"],
-        "entity_name": info["Name"],
-        "entity_type": info["Type"].lower(),
-        "entity_id": info["Id"],
-        "entity_path": info.get("Path"),
-        "last_authenticated": _iso(item.get("LastAuthenticated")),
-    }
-
-
-def principal_record(arn: str) -> Record:
-    """The marker that the tool got a report for this principal."""
-    return _common("principal", arn)
 
 
 def write_records(path: Path, records: Iterable[Record]) -> int:

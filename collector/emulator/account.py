@@ -123,8 +123,12 @@ def _document(rng: random.Random, namespaces: Sequence[str]) -> str:
 class _Seeder:
     """Writes one account; all randomness comes from one seeded generator."""
 
-    def __init__(self, backend: IAMBackend, seed: int) -> None:
+    def __init__(self, backend: IAMBackend, seed: int, wide_share: float = 0.0) -> None:
         self.backend = backend
+        self.wide: set[int] = set()
+        # Its own generator: the default account stays the same whatever the share.
+        self.wide_rng = random.Random(f"{seed}:wide")
+        self.wide_share = wide_share
         self.account_id = backend.account_id
         self.rng = random.Random(seed)
         self.popular = sorted(POPULAR_SERVICES)
@@ -165,11 +169,16 @@ class _Seeder:
 
     def customer_policies(self, count: int) -> list[ManagedPolicy]:
         policies = []
+        if self.wide_share and count > 1:
+            wide = max(1, round(self.wide_share * count))
+            self.wide = set(self.wide_rng.sample(range(1, count), min(wide, count - 1)))
         for index in range(count):
             team = _TEAMS[index % len(_TEAMS)]
             namespaces = self._namespaces()
             # The first one is a break-glass admin policy: a principal allowed `*`.
             document = _ADMIN_DOCUMENT if index == 0 else _document(self.rng, namespaces)
+            if index in self.wide:
+                document = _ADMIN_DOCUMENT
             label = "break-glass-admin" if index == 0 else f"{team}-{namespaces[0]}-access"
             # moto's models are concrete at runtime; mypy sees the CloudFormation
             # hooks they leave unimplemented as abstract.
@@ -209,6 +218,20 @@ class _Seeder:
                 policy.attach_to(holder)
         if self.rng.random() < inline_share:
             holder.put_policy("inline", _document(self.rng, self._namespaces()))
+
+    def _attach_wide(self, customer: Sequence[ManagedPolicy]) -> None:
+        holders: list[User | Group | Role] = [
+            *self.backend.users.values(),
+            *self.backend.groups.values(),
+            *self.backend.roles.values(),
+        ]
+        for index in sorted(self.wide):
+            policy = customer[index]
+            for holder in self.wide_rng.sample(
+                holders, min(len(holders), self.wide_rng.randint(20, 200))
+            ):
+                if policy.arn not in holder.managed_policies:
+                    policy.attach_to(holder)
 
     def run(self, shape: Layout) -> None:
         aws = self.aws_policies()
@@ -260,6 +283,7 @@ class _Seeder:
                     groups, min(len(groups), self.rng.choice((0, 1, 1, 2, 3)))
                 ):
                     group.users.append(user)
+        self._attach_wide(customer)
         # Every curated AWS-managed policy is attached somewhere, so that a
         # sweep with AWS-managed policies covers all of them.
         holders: list[User | Group | Role] = [*self.backend.roles.values(), *groups]
@@ -270,8 +294,14 @@ class _Seeder:
                     policy.attach_to(holder)
 
 
-def seed_account(backend: IAMBackend, principals: int, seed: int) -> Layout:
-    """Fill an empty IAM backend with a deterministic account of `principals` principals."""
+def seed_account(
+    backend: IAMBackend, principals: int, seed: int, wide_share: float = 0.0
+) -> Layout:
+    """Fill an empty IAM backend with a deterministic account of `principals` principals.
+
+    `wide_share` of the customer-managed policies allow `*` and are attached to 20-200
+    principals each: reports with hundreds of accessed namespaces and many entities.
+    """
     shape = layout(principals)
-    _Seeder(backend, seed).run(shape)
+    _Seeder(backend, seed, wide_share).run(shape)
     return shape

@@ -14,7 +14,7 @@ from collector.emulator.faults import FaultInjector
 from collector.emulator.identity import caller_arn, get_caller_identity
 from collector.emulator.listing import LISTS, Listings
 from collector.emulator.operations import OPERATIONS, AccessAdvisor
-from collector.emulator.stats import SERVED, ServedCalls
+from collector.emulator.stats import MARKER_SUFFIX, SERVED, ServedCalls
 from collector.emulator.stats import current as current_stats
 from collector.emulator.validation import violation
 
@@ -73,6 +73,9 @@ class EmulatorApp:
         refusal = self.injector.refusal(operation, self.caller_arn)
         if self.stats is not None:
             self.stats.record(operation, SERVED if refusal is None else refusal.code)
+            if refusal is None and "Marker" in params:
+                # Pages after the first, counted apart too: a benchmark tells polls from pages.
+                self.stats.record(operation + MARKER_SUFFIX, SERVED)
         if refusal is not None:
             return _answer(
                 start_response,

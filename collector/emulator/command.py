@@ -10,7 +10,7 @@ import threading
 from types import FrameType
 
 from collector.emulator.argtypes import share
-from collector.emulator.faults import Faults, LogNormal
+from collector.emulator.faults import Faults, LogNormal, Uniform
 from collector.emulator.orgcommand import add_org_arguments, org_options_from
 from collector.emulator.orgserver import running_organization
 from collector.emulator.server import EmulatorOptions, running_emulator
@@ -31,15 +31,18 @@ def _rate(text: str) -> tuple[str, float]:
     return operation, rate
 
 
-def _latency(text: str) -> float | LogNormal:
+def _latency(text: str) -> float | LogNormal | Uniform:
     try:
         if text.startswith("lognormal:"):
             _, median, sigma = text.split(":")
             return LogNormal(float(median), float(sigma))
+        if text.startswith("uniform:"):
+            _, low, high = text.split(":")
+            return Uniform(float(low), float(high))
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(
-            f"expected SECONDS or lognormal:MEDIAN:SIGMA, got {text!r}"
+            f"expected SECONDS, lognormal:MEDIAN:SIGMA or uniform:LOW:HIGH, got {text!r}"
         ) from None
     if value < 0:
         raise argparse.ArgumentTypeError("latency must be >= 0")
@@ -58,6 +61,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="principals in the seeded account, split over users, groups, roles and policies",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the account and its activity")
+    parser.add_argument(
+        "--wide-share",
+        type=share,
+        metavar="SHARE",
+        default=0.0,
+        help="share of customer-managed policies that allow `*` and are attached to 20-200 "
+        "users, groups and roles (wide reports; default 0)",
+    )
     faults = parser.add_argument_group("fault knobs")
     faults.add_argument(
         "--rate",
@@ -86,8 +97,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--latency",
         type=_latency,
         default=DEFAULT_LATENCY,
-        metavar="SECONDS|lognormal:MEDIAN:SIGMA",
-        help="how long a report job stays IN_PROGRESS, fixed or lognormal "
+        metavar="SECONDS|lognormal:MEDIAN:SIGMA|uniform:LOW:HIGH",
+        help="how long a report job stays IN_PROGRESS: fixed, lognormal or uniform "
         f"(default lognormal:{DEFAULT_LATENCY.median:g}:{DEFAULT_LATENCY.sigma:g}; "
         "0 = jobs complete at once)",
     )
@@ -152,7 +163,11 @@ def options_from(args: argparse.Namespace) -> EmulatorOptions:
         access_denied=frozenset(args.access_denied),
     )
     return EmulatorOptions(
-        principals=args.principals, seed=args.seed, faults=faults, port=args.port
+        principals=args.principals,
+        seed=args.seed,
+        faults=faults,
+        port=args.port,
+        wide_share=args.wide_share,
     )
 
 

@@ -26,6 +26,18 @@ class LogNormal:
             raise ValueError("lognormal median and sigma must be >= 0")
 
 
+@dataclass(frozen=True, slots=True)
+class Uniform:
+    """A job latency distribution: uniform between `low` and `high` seconds."""
+
+    low: float
+    high: float
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.low <= self.high:
+            raise ValueError("uniform latency needs 0 <= low <= high")
+
+
 def _share(name: str, value: float) -> None:
     if not 0.0 <= value <= 1.0:
         raise ValueError(f"{name} must be within 0..1, got {value}")
@@ -39,7 +51,7 @@ class Faults:
     rate_limits: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
     throttle_share: float = 0.0  # random share of IAM calls answered Throttling
     transient_share: float = 0.0  # random share of IAM calls answered 500/503
-    latency: float | LogNormal = 0.0  # seconds a job stays IN_PROGRESS
+    latency: float | LogNormal | Uniform = 0.0  # seconds a job stays IN_PROGRESS
     failed_share: float = 0.0  # principals whose jobs end FAILED
     stuck_share: float = 0.0  # principals whose jobs never complete
     deleted_share: float = 0.0  # principals listed but answering NoSuchEntity on Generate
@@ -189,6 +201,9 @@ class FaultInjector:
                 return 0.0
             with self.rng_lock:
                 return self.rng.lognormvariate(math.log(latency.median), latency.sigma)
+        if isinstance(latency, Uniform):
+            with self.rng_lock:
+                return self.rng.uniform(latency.low, latency.high)
         return float(latency)
 
     def page_size(self, max_items: int) -> int:

@@ -48,12 +48,15 @@ class EmulatorOptions:
     faults: Faults = field(default_factory=Faults)
     port: int = 0  # 0 = a free port
     account_id: str = DEFAULT_ACCOUNT_ID
+    wide_share: float = 0.0  # customer policies allowing `*`, attached to 20-200 principals
 
     def __post_init__(self) -> None:
         if self.principals < 0:
             raise ValueError("principals must be >= 0")
         if not 0 <= self.port <= 65535:
             raise ValueError("port must be within 0..65535")
+        if not 0.0 <= self.wide_share <= 1.0:
+            raise ValueError("wide_share must be within 0..1")
         if len(self.account_id) != 12 or not self.account_id.isdigit():
             raise ValueError("account_id must be 12 digits")
 
@@ -126,7 +129,7 @@ def running_emulator(options: EmulatorOptions | None = None) -> Iterator[Emulato
         backend.reset()
         try:
             started = time.perf_counter()
-            layout = seed_account(backend, options.principals, options.seed)
+            layout = seed_account(backend, options.principals, options.seed, options.wide_share)
             seed_seconds = time.perf_counter() - started
             # One reference "now" for every report and the ground truth.
             activity = ActivityModel(options.seed, datetime.now(UTC).replace(microsecond=0))

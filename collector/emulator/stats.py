@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 SERVED = "served"  # the outcome of a call no fault knob refused
+# A served call that named a Marker is also counted as `{operation}+Marker` (not a second call).
+MARKER_SUFFIX = "+Marker"
 
 # The recorder an EmulatorApp built in this context reports to. A context variable rather
 # than an EmulatorOptions field: the counts are a benchmark's concern, and the app captures

@@ -121,3 +121,23 @@ def test_two_emulators_need_two_accounts(emulator_with: EmulatorFactory) -> None
     assert len(a) == layout(10).users and len(b) == layout(5).users
     assert all(":210987654321:" in u["Arn"] for u in b)
     assert identity["Account"] == "210987654321"
+
+
+def test_wide_share_makes_star_policies_attached_widely(emulator_with: EmulatorFactory) -> None:
+    """A wide account: a share of the policies allow `*` and are attached to 20-200 principals."""
+    with emulator_with(principals=400, wide_share=0.05) as emu:
+        truth = emu.ground_truth()
+    principals = {r["principal_arn"]: r for r in of_kind(truth, "principal")}
+    services = Counter(r["principal_arn"] for r in of_kind(truth, "service"))
+    entities = Counter(r["principal_arn"] for r in of_kind(truth, "entity"))
+    wide = [
+        arn
+        for arn, record in principals.items()
+        if record["principal_type"] == "policy"
+        and "break-glass" not in arn
+        and services[arn] == max(services.values())
+    ]
+    assert len(wide) == 4  # 5% of the 80 customer-managed policies, each allowing every service
+    # Used by 20-200 principals: most of its namespaces are accessed, each by many entities.
+    assert all(principals[arn]["services_accessed"] > services[arn] / 2 for arn in wide)
+    assert all(entities[arn] >= 20 * principals[arn]["services_accessed"] for arn in wide)

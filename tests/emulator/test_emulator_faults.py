@@ -10,7 +10,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from collector.emulator import Faults
-from collector.emulator.faults import LogNormal, ThrottleBucket
+from collector.emulator.faults import LogNormal, ThrottleBucket, Uniform
 from tests.emulator.clients import EmulatorFactory, aio_client, boto3_client, of_kind, raised
 
 
@@ -211,3 +211,18 @@ def test_inconsistent_knobs_are_refused(fields: dict[str, Any]) -> None:
     """Faults refuses shares outside 0..1, overlapping fates, and negative sizes or rates."""
     with pytest.raises(ValueError):
         Faults(**fields)
+
+
+def test_uniform_latency_stays_within_its_bounds(emulator_with: EmulatorFactory) -> None:
+    """Uniform latency gives each job its own duration between low and high."""
+    with emulator_with(faults=Faults(latency=Uniform(0.05, 0.3))) as emu:
+        iam = boto3_client(emu)
+        arn = iam.list_users()["Users"][0]["Arn"]
+        jobs = [iam.generate_service_last_accessed_details(Arn=arn)["JobId"] for _ in range(8)]
+        time.sleep(0.6)
+        answers = [iam.get_service_last_accessed_details(JobId=job) for job in jobs]
+    spans = [(a["JobCompletionDate"] - a["JobCreationDate"]).total_seconds() for a in answers]
+    assert len({round(span, 3) for span in spans}) > 1
+    assert all(0.04 <= span <= 0.31 for span in spans)
+    with pytest.raises(ValueError, match="low <= high"):
+        Uniform(2.0, 1.0)

@@ -1,0 +1,120 @@
+"""The bench's typed results survive results.json, and results.md keeps its hand-written part."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bench import report, results
+from bench.limit import ENTITIES, GENERATE, GET, WIDEST, fastest, forced, minimum_calls
+from bench.results import Machine, Parameters, Run, ToolResult
+from bench.score import score
+
+TRUTH = [
+    {"record": "service", "principal_arn": "arn:aws:iam::123456789012:group/g",
+     "principal_type": "group", "service_namespace": "s3", "last_authenticated": "2024-01-01T00:00:00Z",
+     "account_id": "123456789012"},
+    {"record": "entity", "principal_arn": "arn:aws:iam::123456789012:group/g",
+     "principal_type": "group", "service_namespace": "s3", "entity_arn": "arn:aws:iam::123456789012:user/u",
+     "account_id": "123456789012"},
+    {"record": "principal", "principal_arn": "arn:aws:iam::123456789012:group/g",
+     "principal_type": "group", "account_id": "123456789012"},
+]  # fmt: skip
+RATES = {GENERATE: 20.0, GET: 20.0, ENTITIES: 20.0, "ListUsers": 10.0, "ListGroups": 10.0}
+RATES |= {"ListRoles": 10.0, "ListPolicies": 10.0}
+
+
+def _run() -> Run:
+    minimum = minimum_calls(TRUTH)
+    limit = fastest(minimum, RATES, 2.0)
+    tool = ToolResult(
+        name="collector",
+        label="**collector (ours)**",
+        baseline=False,
+        processes=1,
+        principals_run=1,
+        principals_total=1,
+        subset=False,
+        wall=4.0,
+        full_time=4.0,
+        returncode=0,
+        timed_out=False,
+        peak_rss=70 * 2**20,
+        cpu=0.5,
+        calls={GENERATE: 1, GET: 2, ENTITIES: 1},
+        throttled={GET: 1},
+        other_refusals={},
+        marker_pages={GET: 1},
+        completeness=score(TRUTH, TRUTH),
+        rows=3,
+        efficiency=limit.t_min / 4.0,
+        timeline=None,
+    )
+    return Run(
+        key="default-1",
+        scenario="default",
+        title="default account",
+        command="python -m bench",
+        date="2026-11-23 12:00 UTC",
+        machine=Machine(2, "cpu", 8.0, "Linux", "3.11", (1.0, 1.0, 1.0)),
+        collector_commit="abc",
+        parameters=Parameters(1, 1, 0, RATES, "lognormal:2:0.5", ()),
+        capacity=None,
+        minimum=minimum,
+        limit=limit,
+        ideal=None,
+        tools=(tool,),
+    )
+
+
+def test_results_round_trip_through_json(tmp_path: Path) -> None:
+    """What is saved loads back as equal typed objects, with the derived numbers intact."""
+    run = _run()
+    results.save(tmp_path, {run.key: run})
+    loaded = results.load(tmp_path)
+    assert loaded == {run.key: run}
+    tool = loaded[run.key].tools[0]
+    assert tool.polls_per_job == 1.0  # two Gets, one of them a later page, for one job
+    assert tool.calls_total == 5
+    assert tool.cpu_per_call_ms == 100.0
+
+
+def test_rendering_replaces_only_the_generated_section(tmp_path: Path) -> None:
+    """Tables are rewritten from results.json; the analysis below the marker is kept as is."""
+    run = _run()
+    (tmp_path / "results.md").write_text(
+        "old tables\n" + report.END + "\n\n## Analysis\n\nwritten by hand\n", encoding="utf-8"
+    )
+    report.write(tmp_path, {run.key: run})
+    text = (tmp_path / "results.md").read_text(encoding="utf-8")
+    assert "old tables" not in text
+    assert text.count(report.END) == 1
+    assert text.endswith(report.END + "\n\n## Analysis\n\nwritten by hand\n")
+    assert "| default | **collector (ours)** |" in text
+
+
+def test_the_widest_report_bounds_t_min() -> None:
+    """One report's entity calls cannot go faster than the bucket: a bound of its own."""
+    wide = [
+        {
+            "record": "service",
+            "principal_arn": "arn:aws:iam::123456789012:policy/p",
+            "principal_type": "policy",
+            "service_namespace": f"ns{index}",
+            "last_authenticated": "2024-01-01T00:00:00Z",
+            "account_id": "123456789012",
+        }
+        for index in range(100)
+    ]
+    limit = fastest(minimum_calls(wide), RATES, 2.0)
+    assert limit.seconds[WIDEST] == (100 - 20) / 20
+    assert limit.t_min == (100 - 20) / 20 + 2.0
+    # Never above the operation's own bound: every report's calls share that one bucket.
+    assert limit.seconds[WIDEST] <= limit.seconds[ENTITIES]
+
+
+def test_forced_pages_and_random_refusals_raise_the_minimum() -> None:
+    """Short pages the server sent and a throttle share both count as calls any sweep needs."""
+    minimum = minimum_calls(TRUTH)
+    harder = forced(minimum, {GET: 4}, 0.5)
+    assert harder.calls[GET] == (minimum.jobs + 4) * 2
+    assert harder.calls[GENERATE] == minimum.calls[GENERATE] * 2

@@ -62,6 +62,17 @@ async def _open_file(writer: FileWriter, account_id: str) -> ResumeState:
 
 
 @asynccontextmanager
+async def _aborted_on_failure(writer: S3Writer) -> AsyncIterator[None]:
+    """Whatever stops the sweep before its own cleanup runs, the upload is not left open."""
+    try:
+        yield
+    except BaseException:
+        with anyio.CancelScope(shield=True):
+            await writer.abandon()
+        raise
+
+
+@asynccontextmanager
 async def _s3_output(
     settings: Settings,
     session: AioSession | None,
@@ -78,7 +89,8 @@ async def _s3_output(
             uri = template.render(account_id=account_id, run_id=run_id, now=datetime.now(UTC))
             writer = S3Writer(s3, uri, target)
             await writer.open()
-            yield writer, ResumeState()
+            async with _aborted_on_failure(writer):
+                yield writer, ResumeState()
             return
         local = await download(s3, part, target)
         try:
@@ -88,7 +100,8 @@ async def _s3_output(
         finally:
             local.unlink(missing_ok=True)
         log.info("collector.resume.kept", part=part, principals=len(state.completed))
-        yield writer, state
+        async with _aborted_on_failure(writer):
+            yield writer, state
 
 
 async def sweep_account(

@@ -12,6 +12,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import anyio
 import structlog
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -98,8 +99,13 @@ class S3Writer:
         await self.abort_stale()
         created = await s3_call(self._uri(self.part_key), self._create)
         self._upload_id = created["UploadId"]
-        for line in carry:
-            await self.write(line)
+        try:
+            for line in carry:
+                await self.write(line)
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await self.abandon()
+            raise
 
     def _create(self) -> Awaitable[CreateMultipartUploadOutputTypeDef]:
         if self._target.kms_key_id is None:

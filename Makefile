@@ -27,7 +27,8 @@ $(VENV)/awscli/bin/aws:
 	$(VENV)/awscli/bin/pip install --quiet awscli
 
 test: $(STAMP) $(AWS_CLI)
-	AWS_CLI=$(AWS_CLI) $(BIN)/pytest -q
+	# Two workers: most tests wait on emulated job latency and rate limits, not on a core.
+	AWS_CLI=$(AWS_CLI) $(BIN)/pytest -q -n 2
 
 lint: $(STAMP)
 	$(BIN)/ruff check collector tests $(wildcard bench)

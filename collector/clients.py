@@ -67,19 +67,12 @@ async def s3_client(settings: Settings, session: AioSession | None) -> AsyncIter
         yield client
 
 
-@asynccontextmanager
-async def open_clients(
-    settings: Settings,
-    *,
-    session: AioSession | None = None,
-    credentials: Mapping[str, str] | None = None,
-) -> AsyncIterator[Clients]:
-    """IAM and STS clients; `session` for an assumed role, `credentials` for explicit keys."""
+async def caller_session(settings: Settings, *, need_credentials: bool = True) -> AioSession:
+    """The caller's own session (profile or default chain); credential problems are exit 3."""
     try:
-        if session is None:
-            session = AioSession(profile=settings.profile)
-            if credentials is None and await session.get_credentials() is None:
-                raise CredentialsError(NO_CREDENTIALS)
+        session = AioSession(profile=settings.profile)
+        if need_credentials and await session.get_credentials() is None:
+            raise CredentialsError(NO_CREDENTIALS)
     except ProfileNotFound as error:
         profile = error.kwargs.get("profile") or settings.profile
         raise CredentialsError(
@@ -88,6 +81,19 @@ async def open_clients(
     except BotoCoreError as error:
         # A ~/.aws/config that does not parse, half a key pair, a failing credential_process...
         raise CredentialsError(f"cannot load AWS credentials: {error}") from error
+    return session
+
+
+@asynccontextmanager
+async def open_clients(
+    settings: Settings,
+    *,
+    session: AioSession | None = None,
+    credentials: Mapping[str, str] | None = None,
+) -> AsyncIterator[Clients]:
+    """IAM and STS clients; `session` for an assumed role, `credentials` for explicit keys."""
+    if session is None:
+        session = await caller_session(settings, need_credentials=credentials is None)
     options: dict[str, Any] = {
         "region_name": settings.region,
         "endpoint_url": settings.endpoint_url,

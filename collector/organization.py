@@ -17,15 +17,14 @@ import anyio.to_thread
 import structlog
 from aiobotocore.session import AioSession
 from anyio.streams.memory import MemoryObjectReceiveStream
-from botocore.exceptions import BotoCoreError
 
 from collector.account import sweep_account
 from collector.accounts import Account, AccountListing, AccountSelection, list_accounts
 from collector.accounts import read_account_file as read_ids
 from collector.aws import CallStats
-from collector.clients import client_config, s3_client
+from collector.clients import caller_session, client_config, s3_client
 from collector.credentials import AssumeRoleSettings, account_session, caller_account
-from collector.errors import AssumeRoleError, CollectorError, ConfigError, CredentialsError
+from collector.errors import AssumeRoleError, CollectorError, ConfigError
 from collector.manifest import (
     AccountEntry,
     AccountError,
@@ -226,7 +225,7 @@ class OrgSweep:
 
     async def run(self) -> OrgResult:
         started = datetime.now(UTC)
-        base = self._base or self._session()
+        base = self._base or await caller_session(self.settings)
         caller = await caller_account(base, self._assume)
         whole = listing = await self._list(base)
         if self.shard is not None:
@@ -291,12 +290,6 @@ class OrgSweep:
             run_id=self.run_id,
             shutdown=self.shutdown,
         )
-
-    def _session(self) -> AioSession:
-        try:
-            return AioSession(profile=self.settings.profile)
-        except BotoCoreError as error:
-            raise CredentialsError(f"cannot load AWS credentials: {error}") from error
 
     async def _list(self, base: AioSession) -> AccountListing:
         chosen = selection(self.settings)

@@ -19,6 +19,9 @@ from collector.errors import OutputError
 from collector.models import Record
 
 _BATCH = 1024  # records taken off the stream per write; bounds one batch's memory
+# A small batch waits this long for more: records come a page at a time, and a write per
+# page would be a thread hop per page (thousands per sweep) for a few lines each.
+COALESCE_SECONDS = 0.05
 
 
 class Writer(Protocol):
@@ -93,6 +96,15 @@ class StdoutWriter:
         pass
 
 
+def _drain(receive: MemoryObjectReceiveStream[Record], batch: list[Record]) -> None:
+    """Move what the stream holds now into the batch, up to its size."""
+    while len(batch) < _BATCH:
+        try:
+            batch.append(receive.receive_nowait())
+        except (anyio.WouldBlock, anyio.EndOfStream):
+            return
+
+
 class Sink:
     """The single writer task of a sweep: records in, lines out, counted per record kind."""
 
@@ -111,11 +123,11 @@ class Sink:
         async with receive:
             async for first in receive:
                 batch = [first]
-                while isinstance(receive, MemoryObjectReceiveStream) and len(batch) < _BATCH:
-                    try:
-                        batch.append(receive.receive_nowait())
-                    except (anyio.WouldBlock, anyio.EndOfStream):
-                        break
+                if isinstance(receive, MemoryObjectReceiveStream):
+                    _drain(receive, batch)
+                    if len(batch) < _BATCH:
+                        await anyio.sleep(COALESCE_SECONDS)
+                        _drain(receive, batch)
                 # Writers keep gzip and disk waits off the event loop (a thread, which is not
                 # abandoned on cancellation, so a batch is never cut off mid-line).
                 try:

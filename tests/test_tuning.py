@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import UTC
 from typing import Any
 
 import anyio
+import botocore.session
 import pytest
 from aiobotocore.session import AioSession
 from botocore.utils import parse_timestamp as botocore_timestamp
@@ -94,3 +96,34 @@ async def test_tuned_client_answers_as_botocore_and_session_keeps_its_parser(
     # botocore's dateutil parser gives its own tzutc: the untuned client still uses it.
     assert theirs["JobCreationDate"].tzinfo is not UTC
     assert len(agents) == 3
+
+
+def test_iam_operations_take_no_endpoint_context_parameters() -> None:
+    """What makes one endpoint per operation exact: IAM's ruleset sees no call argument."""
+    model = botocore.session.get_session().get_service_data("iam")
+    keys = {"contextParams", "staticContextParams", "operationContextParams"}
+    assert len(model["operations"]) > 100  # the model loaded: the checks below look at it
+    assert [name for name, op in model["operations"].items() if keys & set(op)] == []
+    assert "contextParam" not in json.dumps(model["shapes"])
+
+
+async def test_tuned_client_resolves_each_operations_endpoint_once(emu: Emulator) -> None:
+    """Five calls of two operations: two ruleset evaluations, and every call answered."""
+    resolved: list[str] = []
+    options: dict[str, Any] = {"endpoint_url": emu.endpoint, "region_name": "us-east-1"}
+    async with AioSession().create_client("iam", **options) as client:
+        resolver: Any = client._ruleset_resolver  # type: ignore[attr-defined]
+        original = resolver.construct_endpoint
+
+        async def counted(operation_model: Any, call_args: Any, request_context: Any) -> Any:
+            resolved.append(operation_model.name)
+            return await original(operation_model, call_args, request_context)
+
+        resolver.construct_endpoint = counted
+        tune_iam_client(client)
+        with anyio.fail_after(30):
+            for _ in range(3):
+                assert (await client.list_users(MaxItems=1))["Users"]
+            for _ in range(2):
+                assert (await client.list_roles(MaxItems=1))["Roles"]
+    assert resolved == ["ListUsers", "ListRoles"]

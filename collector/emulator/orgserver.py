@@ -13,7 +13,6 @@ from typing import Any
 from moto.iam.models import iam_backends
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 from moto.sts.models import sts_backends
-from werkzeug.serving import BaseWSGIServer, make_server
 
 from collector.emulator.account import seed_account
 from collector.emulator.activity import Access, ActivityModel
@@ -35,7 +34,8 @@ from collector.emulator.organization import (
 )
 from collector.emulator.orgapp import OrgApp
 from collector.emulator.orgreport import OrgReport, Scps, account_usage, build_org_report, resolve
-from collector.emulator.server import HOST, _claim, _QuietHandler
+from collector.emulator.server import _claim
+from collector.emulator.serving import serving
 from collector.emulator.wire import timestamp
 from collector.models import EntitiesMode
 
@@ -221,35 +221,20 @@ def _serve(options: OrgOptions, layout: OrgLayout) -> Iterator[Organization]:
     )
     states = {account.id: account.state for account in layout.accounts}
     app = OrgApp(moto_app, apps, layout.management_account_id, states, reports)
-    server: BaseWSGIServer = make_server(
-        HOST, options.port, app, threaded=True, request_handler=_QuietHandler
-    )
-    thread = threading.Thread(
-        target=server.serve_forever,
-        kwargs={"poll_interval": 0.05},
-        name="collector-emulator-org",
-        daemon=True,
-    )
-    thread.start()
-    endpoint = f"http://{HOST}:{server.server_port}"
-    organization = Organization(
-        options, endpoint, layout, advisors, source, seed_seconds, access_reports=reports
-    )
-    log.info(
-        "collector.emulator.org_started endpoint=%s organization=%s management=%s accounts=%d "
-        "principals=%d seed=%d seed_seconds=%.3f",
-        endpoint,
-        layout.organization_id,
-        layout.management_account_id,
-        len(layout.accounts),
-        options.principals,
-        options.seed,
-        seed_seconds,
-    )
-    try:
+    with serving(app, options.port, "collector-emulator-org") as endpoint:
+        organization = Organization(
+            options, endpoint, layout, advisors, source, seed_seconds, access_reports=reports
+        )
+        log.info(
+            "collector.emulator.org_started endpoint=%s organization=%s management=%s "
+            "accounts=%d principals=%d seed=%d seed_seconds=%.3f",
+            endpoint,
+            layout.organization_id,
+            layout.management_account_id,
+            len(layout.accounts),
+            options.principals,
+            options.seed,
+            seed_seconds,
+        )
         yield organization
-    finally:
-        server.shutdown()
-        thread.join()
-        server.server_close()
-        log.info("collector.emulator.org_stopped endpoint=%s", endpoint)
+    log.info("collector.emulator.org_stopped endpoint=%s", endpoint)

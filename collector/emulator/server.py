@@ -12,12 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from moto.iam.models import IAMBackend, iam_backends
-from moto.moto_server.werkzeug_app import (
-    DomainDispatcherApplication,
-    MotoRequestHandler,
-    create_backend_app,
-)
-from werkzeug.serving import BaseWSGIServer, make_server
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
 from collector.emulator.account import Layout, seed_account
 from collector.emulator.activity import ActivityModel
@@ -26,9 +21,9 @@ from collector.emulator.faults import FaultInjector, Faults
 from collector.emulator.groundtruth import ground_truth
 from collector.emulator.jobstore import JobStore
 from collector.emulator.operations import AccessAdvisor
+from collector.emulator.serving import serving
 from collector.models import EntitiesMode
 
-HOST = "127.0.0.1"
 DEFAULT_ACCOUNT_ID = "123456789012"
 
 log = logging.getLogger("collector.emulator")
@@ -59,13 +54,6 @@ class EmulatorOptions:
             raise ValueError("wide_share must be within 0..1")
         if len(self.account_id) != 12 or not self.account_id.isdigit():
             raise ValueError("account_id must be 12 digits")
-
-
-class _QuietHandler(MotoRequestHandler):
-    """moto's request handler without werkzeug's line per request."""
-
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        pass
 
 
 class Emulator:
@@ -141,31 +129,16 @@ def running_emulator(options: EmulatorOptions | None = None) -> Iterator[Emulato
                 injector,
                 options.account_id,
             )
-            server: BaseWSGIServer = make_server(
-                HOST, options.port, app, threaded=True, request_handler=_QuietHandler
-            )
-            # A short poll interval: shutdown() waits up to one interval.
-            thread = threading.Thread(
-                target=server.serve_forever,
-                kwargs={"poll_interval": 0.05},
-                name="collector-emulator",
-                daemon=True,
-            )
-            thread.start()
-            endpoint = f"http://{HOST}:{server.server_port}"
-            log.info(
-                "collector.emulator.started endpoint=%s principals=%d seed=%d seed_seconds=%.3f",
-                endpoint,
-                options.principals,
-                options.seed,
-                seed_seconds,
-            )
-            try:
+            with serving(app, options.port, "collector-emulator") as endpoint:
+                log.info(
+                    "collector.emulator.started endpoint=%s principals=%d seed=%d "
+                    "seed_seconds=%.3f",
+                    endpoint,
+                    options.principals,
+                    options.seed,
+                    seed_seconds,
+                )
                 yield Emulator(options, endpoint, layout, seed_seconds, advisor)
-            finally:
-                server.shutdown()
-                thread.join()
-                server.server_close()
-                log.info("collector.emulator.stopped endpoint=%s", endpoint)
+            log.info("collector.emulator.stopped endpoint=%s", endpoint)
         finally:
             backend.reset()

@@ -1,0 +1,54 @@
+"""Serve a WSGI app on 127.0.0.1 from a thread with HTTP/1.1 keep-alive (waitress) until stopped."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from waitress import wasyncore
+from waitress.server import TcpWSGIServer, create_server
+
+HOST = "127.0.0.1"
+# Request threads: the app never sleeps, so a few cover two cores; connections are not
+# threads (waitress multiplexes them), so a client's whole pool stays open between calls.
+THREADS = 8
+CONNECTION_LIMIT = 4096  # benchmark peers and org sweeps hold hundreds of connections
+# How long the serving loop waits for a socket before it looks at the stop flag.
+POLL_SECONDS = 0.05
+
+
+@contextmanager
+def serving(app: Any, port: int, name: str) -> Iterator[str]:
+    """Serve `app` on 127.0.0.1:`port` (0 = a free port) and yield its endpoint URL."""
+    sockets: dict[int, Any] = {}
+    server = create_server(
+        app,
+        map=sockets,
+        host=HOST,
+        port=port,
+        threads=THREADS,
+        connection_limit=CONNECTION_LIMIT,
+        ident="collector-emulator",
+        # A client that drops its connection mid-response is routine under test.
+        log_socket_errors=False,
+    )
+    if not isinstance(server, TcpWSGIServer):  # one host and port make a single TCP server
+        raise TypeError(f"waitress made a {type(server).__name__} for one TCP address")
+    stopping = threading.Event()
+
+    def serve() -> None:
+        while not stopping.is_set():
+            wasyncore.loop(timeout=POLL_SECONDS, use_poll=True, map=sockets, count=1)
+
+    thread = threading.Thread(target=serve, name=name, daemon=True)
+    thread.start()
+    try:
+        _, port_text = server.getsockname()  # numeric, as waitress reports it
+        yield f"http://{HOST}:{port_text}"
+    finally:
+        stopping.set()
+        thread.join()
+        server.task_dispatcher.shutdown()
+        wasyncore.close_all(sockets, ignore_all=True)

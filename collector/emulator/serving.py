@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,6 +23,9 @@ POLL_SECONDS = 0.05
 @contextmanager
 def serving(app: Any, port: int, name: str) -> Iterator[str]:
     """Serve `app` on 127.0.0.1:`port` (0 = a free port) and yield its endpoint URL."""
+    # waitress warns of every request that waits for a free thread; under a sweep flat out
+    # that is thousands of lines (3,137 in one org benchmark) saying the server is busy.
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)
     sockets: dict[int, Any] = {}
     server = create_server(
         app,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.client
+import logging
 from urllib.parse import urlsplit
 
 from collector.emulator import Emulator
@@ -40,3 +41,9 @@ def test_calls_share_one_connection(emulator: Emulator) -> None:
         assert sockets == [sockets[0]] * 3
     finally:
         connection.close()
+
+
+def test_busy_threads_are_not_logged(emulator: Emulator) -> None:
+    """A request waiting for a free thread is routine under a sweep: no warning per request."""
+    assert not logging.getLogger("waitress.queue").isEnabledFor(logging.WARNING)
+    assert logging.getLogger("waitress.queue").isEnabledFor(logging.ERROR)

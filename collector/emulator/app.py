@@ -67,8 +67,7 @@ class EmulatorApp:
             return self._sts(environ, start_response)
         if service != "iam":
             return self.moto_app(environ, start_response)
-        body = _read_body(environ)
-        params = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+        params = form_params(environ)
         operation = params.get("Action", "")
         refusal = self.injector.refusal(operation, self.caller_arn)
         if self.stats is not None:
@@ -100,19 +99,25 @@ class EmulatorApp:
 
     def _sts(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         """GetCallerIdentity names the caller AccessDenied names; other STS calls go to moto."""
-        params = dict(parse_qsl(_read_body(environ).decode("utf-8", "replace")))
+        params = form_params(environ)
         if params.get("Action") == "GetCallerIdentity":
             return _answer(start_response, 200, get_caller_identity(self.account_id))
         return self.moto_app(environ, start_response)
 
 
-def _read_body(environ: dict[str, Any]) -> bytes:
+def form_params(environ: dict[str, Any]) -> dict[str, str]:
+    """The form parameters of a query-protocol POST; the body stays readable downstream."""
+    body = read_body(environ)
+    return dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+
+
+def read_body(environ: dict[str, Any]) -> bytes:
+    """The request body, read once; the app behind (moto) gets a fresh stream of it."""
     try:
         length = int(environ.get("CONTENT_LENGTH") or 0)
     except ValueError:
         length = 0
     body: bytes = environ["wsgi.input"].read(length) if length > 0 else b""
-    # moto reads the body again: hand it a fresh stream.
     environ["wsgi.input"] = io.BytesIO(body)
     environ["CONTENT_LENGTH"] = str(len(body))
     return body

@@ -38,15 +38,15 @@ class Answer:
     body: bytes
 
 
-def _encode_marker(offset: int) -> str:
-    return encode_marker("offset", offset)
+_MARKER_KIND = "offset"
 
 
-def _offset(params: Mapping[str, str], total: int) -> int:
+def marker_offset(params: Mapping[str, str], kind: str, total: int) -> int:
+    """Where a page starts: 0, or the offset in the request's Marker of this `kind`."""
     marker = params.get("Marker")
     if marker is None:
         return 0
-    offset = decode_marker(marker, "offset", low=0, high=total)
+    offset = decode_marker(marker, kind, low=0, high=total)
     if offset is None:
         raise InvalidInput("Invalid Marker.")
     return offset
@@ -206,12 +206,12 @@ class AccessAdvisor:
 
     def _page(self, items: Sequence[T], params: Mapping[str, str]) -> tuple[Sequence[T], str]:
         max_items = _max_items(params)
-        offset = _offset(params, len(items))
+        offset = marker_offset(params, _MARKER_KIND, len(items))
         end = offset + self.injector.page_size(max_items)
         page = items[offset:end]
         more = end < len(items)
         tail = wire.element("IsTruncated", more) + (
-            wire.element("Marker", _encode_marker(end)) if more else ""
+            wire.element("Marker", encode_marker(_MARKER_KIND, end)) if more else ""
         )
         return page, tail
 

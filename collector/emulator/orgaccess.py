@@ -13,8 +13,8 @@ from datetime import UTC, datetime, timedelta
 from collector.emulator import wire
 from collector.emulator.activity import stable_uniform
 from collector.emulator.faults import FaultInjector
-from collector.emulator.markers import decode_marker, encode_marker
-from collector.emulator.operations import Answer, InvalidInput
+from collector.emulator.markers import encode_marker
+from collector.emulator.operations import Answer, InvalidInput, marker_offset
 from collector.emulator.orgreport import AccessRow, BadEntityPath, OrgReport, UnknownPolicy
 
 ORG_OPERATIONS = frozenset({"GenerateOrganizationsAccessReport", "GetOrganizationsAccessReport"})
@@ -52,18 +52,7 @@ class OrgJob:
         return "FAILED" if self.error else "COMPLETED"
 
 
-def _encode_marker(offset: int) -> str:
-    return encode_marker("org-offset", offset)
-
-
-def _offset(params: Mapping[str, str], total: int) -> int:
-    marker = params.get("Marker")
-    if marker is None:
-        return 0
-    offset = decode_marker(marker, "org-offset", low=0, high=total)
-    if offset is None:
-        raise InvalidInput("Invalid Marker.")
-    return offset
+_MARKER_KIND = "org-offset"
 
 
 class _ValidationError(InvalidInput):
@@ -203,7 +192,7 @@ class OrgAccessReports:
             parts.append(wire.element("JobCompletionDate", wire.timestamp(completed, millis=True)))
         if status == "COMPLETED":
             rows = sort_rows(job.report.rows, sort_key)
-            offset = _offset(params, len(rows))
+            offset = marker_offset(params, _MARKER_KIND, len(rows))
             end = offset + self.injector.page_size(max_items)
             more = end < len(rows)
             parts += [
@@ -211,7 +200,7 @@ class OrgAccessReports:
                 wire.element("NumberOfServicesNotAccessed", job.report.not_accessed),
                 wire.members("AccessDetails", (_detail(row) for row in rows[offset:end])),
                 wire.element("IsTruncated", more),
-                wire.element("Marker", _encode_marker(end)) if more else "",
+                wire.element("Marker", encode_marker(_MARKER_KIND, end)) if more else "",
             ]
         else:
             parts.append(wire.element("IsTruncated", False))

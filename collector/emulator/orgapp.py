@@ -8,12 +8,11 @@ import re
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
-from urllib.parse import parse_qsl
 
 from moto.iam.models import IAMBackend
 
 from collector.emulator import wire
-from collector.emulator.app import EmulatorApp, WSGIApp, signing_service
+from collector.emulator.app import EmulatorApp, WSGIApp, form_params, read_body, signing_service
 from collector.emulator.assume import Caller, Denial, check_assume_role
 from collector.emulator.orgaccess import ORG_OPERATIONS, OrgAccessReports
 from collector.emulator.stats import SERVED
@@ -67,14 +66,14 @@ class OrgApp:
         caller = self.caller(environ)
         service = signing_service(environ)
         if service == "iam" and environ.get("REQUEST_METHOD") == "POST":
-            params = _params(environ)
+            params = form_params(environ)
             if params.get("Action") in ORG_OPERATIONS:
                 return self._org_report(params, caller, start_response)
             if caller.access_key is not None:
                 return self._session_iam(environ, params, caller, start_response)
             return self.accounts[caller.account_id](environ, start_response)
         if service == "sts" and environ.get("REQUEST_METHOD") == "POST":
-            params = _params(environ)
+            params = form_params(environ)
             if params.get("Action") == "AssumeRole":
                 return self._assume_role(environ, params, caller, start_response)
         if service == "organizations":
@@ -177,25 +176,9 @@ class OrgApp:
             self._sessions[key[1]] = Caller(account_id, arn[1], role_arn, key[1])
 
 
-def _params(environ: dict[str, Any]) -> dict[str, str]:
-    """The form parameters of a query-protocol POST; the body stays readable downstream."""
-    try:
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        length = 0
-    body: bytes = environ["wsgi.input"].read(length) if length > 0 else b""
-    environ["wsgi.input"] = io.BytesIO(body)
-    environ["CONTENT_LENGTH"] = str(len(body))
-    return dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
-
-
 def _default_page_size(environ: dict[str, Any]) -> None:
     """Give a ListAccounts call without MaxResults AWS's page size instead of moto's."""
-    try:
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        length = 0
-    raw: bytes = environ["wsgi.input"].read(length) if length > 0 else b""
+    raw = read_body(environ)
     try:
         request = json.loads(raw or b"{}")
     except ValueError:
@@ -203,8 +186,8 @@ def _default_page_size(environ: dict[str, Any]) -> None:
     if isinstance(request, dict) and "MaxResults" not in request:
         request["MaxResults"] = _ACCOUNTS_PAGE
         raw = json.dumps(request).encode()
-    environ["wsgi.input"] = io.BytesIO(raw)
-    environ["CONTENT_LENGTH"] = str(len(raw))
+        environ["wsgi.input"] = io.BytesIO(raw)
+        environ["CONTENT_LENGTH"] = str(len(raw))
 
 
 def _answer(

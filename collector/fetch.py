@@ -51,10 +51,11 @@ async def _send_page(records: ObjectSendStream[Record], page: list[Record]) -> N
     `send` passes through the event loop once per record (tens of thousands per sweep); a page
     already costs one API call's wait, so skipping those passes loses no fairness.
     """
+    memory = records if isinstance(records, MemoryObjectSendStream) else None
     for record in page:
-        if isinstance(records, MemoryObjectSendStream):
+        if memory is not None:
             try:
-                records.send_nowait(record)
+                memory.send_nowait(record)
                 continue
             except WouldBlock:
                 pass

@@ -14,6 +14,7 @@ from botocore.exceptions import BotoCoreError, ProfileNotFound
 from collector import __version__
 from collector.aws import NO_CREDENTIALS
 from collector.errors import CredentialsError
+from collector.fastpath import use_fast_report_calls
 from collector.http import BoundedHttpSession
 from collector.settings import Settings
 from collector.tuning import tune_iam_client
@@ -106,4 +107,5 @@ async def open_clients(
         iam_options = options | {"config": client_config(parameter_validation=False)}
         iam = await stack.enter_async_context(session.create_client("iam", **iam_options))
         sts = await stack.enter_async_context(session.create_client("sts", **options))
-        yield Clients(iam=tune_iam_client(iam), sts=sts)
+        await use_fast_report_calls(tune_iam_client(iam))
+        yield Clients(iam=iam, sts=sts)

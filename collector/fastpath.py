@@ -1,0 +1,197 @@
+"""The sweep's three report calls on a short path: botocore's signer, session and parser kept."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+from xml.etree.ElementTree import Element, fromstring
+
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSPreparedRequest, AWSRequest, prepare_request_dict
+from botocore.exceptions import BotoCoreError, NoCredentialsError
+from botocore.model import OperationModel, Shape
+from botocore.parsers import QueryParser
+from botocore.utils import percent_encode_sequence
+
+from collector.tuning import parse_timestamp
+
+# The calls a sweep makes thousands of times; List* and STS keep botocore's full pipeline.
+REPORT_METHODS = {
+    "GenerateServiceLastAccessedDetails": "generate_service_last_accessed_details",
+    "GetServiceLastAccessedDetails": "get_service_last_accessed_details",
+    "GetServiceLastAccessedDetailsWithEntities": "get_service_last_accessed_details_with_entities",
+}
+CONTENT_TYPE = "application/x-www-form-urlencoded; charset=utf-8"
+SCALARS: Mapping[str, Callable[[str], Any]] = {
+    "string": str,
+    "integer": int,
+    "long": int,
+    "boolean": lambda text: text == "true",
+    "timestamp": parse_timestamp,
+}
+ReadElement = Callable[[Element], Any]
+
+
+class UnsupportedShapeError(Exception):
+    """A shape the short reader does not handle: that operation keeps botocore's pipeline."""
+
+
+def _local(tag: str) -> str:
+    return tag.rpartition("}")[2]
+
+
+def element_reader(shape: Shape) -> ReadElement:
+    """A function that reads an XML element into what botocore's QueryParser makes of `shape`.
+
+    Built once per operation from the service model, so each response costs one walk of its
+    elements and nothing per shape. Whatever the model uses beyond plain structures, lists
+    and scalars (attributes, flattened lists, maps, blobs) raises UnsupportedShapeError.
+    """
+    serialization = shape.serialization
+    if serialization.get("flattened") or serialization.get("xmlAttribute"):
+        raise UnsupportedShapeError(shape.name)
+    if shape.type_name == "structure":
+        members: dict[str, tuple[str, ReadElement]] = {}
+        for name, member in shape.members.items():  # type: ignore[attr-defined]
+            if member.serialization.get("location"):
+                raise UnsupportedShapeError(f"{shape.name}.{name}")
+            members[member.serialization.get("name", name)] = (name, element_reader(member))
+
+        def read_structure(node: Element) -> dict[str, Any]:
+            parsed: dict[str, Any] = {}
+            for child in node:
+                found = members.get(_local(child.tag))
+                if found is not None:
+                    parsed[found[0]] = found[1](child)
+            return parsed
+
+        return read_structure
+    if shape.type_name == "list":
+        read_member = element_reader(shape.member)  # type: ignore[attr-defined]
+        return lambda node: [read_member(item) for item in node]
+    scalar = SCALARS.get(shape.type_name)
+    if scalar is None:
+        raise UnsupportedShapeError(f"{shape.name}: {shape.type_name}")
+    return lambda node: scalar(node.text or "")
+
+
+class ReportCall:
+    """One report operation as a signed form POST, its answer read with `element_reader`.
+
+    botocore spends most of a call's CPU on what never varies for these three calls: events,
+    serializer, endpoint rules, retry handler and a generic walk of the model per element.
+    Kept from botocore: the SigV4 signer, the client's (refreshing) credentials, its HTTP
+    session (proxies, CA bundle, timeouts, the size bound) with its connection errors, and,
+    for error answers and any answer the short reader cannot read, its own parser and
+    modelled exceptions: the sweep sees what it saw from the client's method.
+    """
+
+    def __init__(self, iam: Any, operation: OperationModel, url: str, signing: Mapping[str, str]):
+        self._operation = operation
+        self._url = url
+        self._region = signing.get("region", iam.meta.region_name)
+        self._signing_name = signing.get("signing_name", operation.service_model.signing_name)
+        shape = operation.output_shape
+        if shape is None or "resultWrapper" not in shape.serialization:
+            raise UnsupportedShapeError(operation.name)
+        self._shape = shape
+        self._read = element_reader(shape)
+        self._wrapper = shape.serialization["resultWrapper"]
+        self._static = {"Action": operation.name, "Version": operation.metadata["apiVersion"]}
+        # Private parts of the client, read once: nothing public hands them out.
+        self._credentials = iam._request_signer._credentials
+        self._http = iam._endpoint.http_session
+        self._user_agent = iam._user_agent_creator.to_string()
+        self._exceptions = iam.exceptions
+        self._parser = QueryParser(timestamp_parser=parse_timestamp)
+
+    async def __call__(self, **params: Any) -> dict[str, Any]:
+        body = percent_encode_sequence(self._static | params).encode()
+        request = AWSRequest(
+            "POST",
+            self._url,
+            headers={"Content-Type": CONTENT_TYPE, "User-Agent": self._user_agent},
+            data=body,
+        )
+        if self._credentials is None:
+            raise NoCredentialsError()
+        credentials = await self._credentials.get_frozen_credentials()
+        SigV4Auth(credentials, self._signing_name, self._region).add_auth(request)
+        response = await self._http.send(
+            AWSPreparedRequest("POST", self._url, request.headers, body, False)
+        )
+        content: bytes = await response.content
+        if response.status_code == 200:
+            fast = self._read_fast(content)
+            if fast is not None:
+                return fast
+        answer = {"body": content, "headers": response.headers, "status_code": response.status_code}
+        parsed: dict[str, Any] = self._parser.parse(answer, self._shape)
+        if response.status_code >= 300:
+            code = parsed.get("Error", {}).get("Code")
+            raise self._exceptions.from_code(code)(parsed, self._operation.name)
+        return parsed
+
+    def _read_fast(self, content: bytes) -> dict[str, Any] | None:
+        """The answer, or None when it is not the expected document (botocore then decides)."""
+        try:
+            # The parser botocore itself uses (expat, which caps entity expansion since 2.4.1),
+            # on a body the HTTP session bounds in size.
+            root = fromstring(content)  # noqa: S314
+        except SyntaxError:  # ElementTree's ParseError
+            return None
+        result: Element | None = None
+        request_id = ""
+        for child in root:
+            tag = _local(child.tag)
+            if tag == self._wrapper:
+                result = child
+            elif tag == "ResponseMetadata":
+                request_id = "".join(child.itertext())
+        if result is None:
+            return None
+        try:
+            parsed: dict[str, Any] = self._read(result)
+        except ValueError:  # a number or timestamp that does not read
+            return None
+        parsed["ResponseMetadata"] = {"RequestId": request_id, "HTTPStatusCode": 200}
+        return parsed
+
+
+async def use_fast_report_calls(iam: Any) -> None:
+    """Send the client's three report methods down the short path; every other call is as it was.
+
+    The endpoint and signing scope come from the client's own ruleset, once per operation (IAM's
+    depend on no call argument: see tuning). An operation whose model or endpoint asks for
+    anything the short path does not do keeps botocore's method.
+    """
+    model = iam.meta.service_model
+    if model.protocol != "query":
+        return
+    for name, method in REPORT_METHODS.items():
+        operation = model.operation_model(name)
+        context: dict[str, Any] = {}
+        try:
+            url, headers, _ = await iam._resolve_endpoint_ruleset(operation, {}, context)
+        except BotoCoreError:  # botocore's method raises it where the sweep expects it
+            continue
+        if headers or context.get("auth_type", "v4") != "v4":
+            continue
+        try:
+            call = ReportCall(iam, operation, _joined(url, operation), context.get("signing", {}))
+        except UnsupportedShapeError:
+            continue
+        setattr(iam, method, call)
+
+
+def _joined(endpoint_url: str, operation: OperationModel) -> str:
+    """The request URL botocore would build: the endpoint joined with the operation's path."""
+    request: dict[str, Any] = {
+        "url_path": operation.http["requestUri"],
+        "query_string": "",
+        "headers": {},
+        "body": b"",
+        "method": "POST",
+    }
+    prepare_request_dict(request, endpoint_url)
+    return str(request["url"])

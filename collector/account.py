@@ -15,6 +15,7 @@ from aiobotocore.session import AioSession
 from collector.aws import Caller, CallStats, caller_account
 from collector.clients import open_clients, s3_client
 from collector.filewriter import FileWriter, check_resumable
+from collector.jobs import JobLatencies
 from collector.models import Counters, RunContext, iso
 from collector.output import PART_SUFFIX, OutputTemplate
 from collector.resume import ResumeState, kept_lines, scan
@@ -115,11 +116,13 @@ async def sweep_account(
     output_session: AioSession | None = None,
     output_owner: str | None = None,
     credentials: Mapping[str, str] | None = None,
+    latencies: JobLatencies | None = None,
 ) -> SweepResult:
     """Sweep the account the credentials belong to into the configured output.
 
     An organisation sweep writes S3 output with `output_session`, the caller's own, not the
-    role's, to a bucket expected to belong to `output_owner` (the caller's account).
+    role's, to a bucket expected to belong to `output_owner` (the caller's account), and
+    learns job latency across its accounts (`latencies`).
     """
     stats = stats or CallStats()
     template = OutputTemplate.parse(settings.output)
@@ -134,7 +137,7 @@ async def sweep_account(
     try:
         async with open_clients(settings, session=session, credentials=credentials) as clients:
             account_id = await caller_account(clients.sts, Caller(settings.retry, stats))
-            args = (settings, clients.iam, account_id, run_id, shutdown, counters, stats)
+            args = (settings, clients.iam, account_id, run_id, shutdown, counters, stats, latencies)
             if template.is_s3:
                 owner = settings.s3_bucket_owner or output_owner or account_id
                 async with _s3_output(
@@ -163,6 +166,7 @@ async def _run(
     shutdown: Shutdown,
     counters: Counters | None,
     stats: CallStats,
+    latencies: JobLatencies | None,
     writer: Writer,
     state: ResumeState,
 ) -> SweepResult:
@@ -177,6 +181,7 @@ async def _run(
         skip=state.completed,
         counters=counters,
         stats=stats,
+        latencies=latencies,
     )
     log.info(
         "collector.sweep.started",

@@ -24,6 +24,29 @@ FIRST_POLL_QUANTILE = 0.98
 IDLE_CHECK = 0.5  # seconds between looks for an idle Get token inside a poll window
 
 
+class JobLatencies:
+    """The latencies of recently completed jobs (JobCompletionDate - JobCreationDate).
+
+    One per process, shared by every account it sweeps: IAM's job latency is the service's,
+    not an account's, and a small account never completes enough jobs to learn it alone.
+    """
+
+    def __init__(self, window: int = 256) -> None:
+        self._seen: deque[float] = deque(maxlen=window)
+
+    def observe(self, created: datetime, completed: datetime) -> None:
+        self._seen.append(max(0.0, (completed - created).total_seconds()))
+
+    @property
+    def learned(self) -> bool:
+        """Enough jobs seen to trust them over the configured first delay."""
+        return len(self._seen) >= _MIN_SAMPLES
+
+    def quantile(self, q: float) -> float:
+        ordered = sorted(self._seen)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
 class PollSchedule:
     """When to poll a job, learned from the latencies of the jobs completed so far.
 
@@ -36,9 +59,9 @@ class PollSchedule:
     is waiting for, which costs no other call its turn: that ends the sweep's tail quickly.
     """
 
-    def __init__(self, settings: PollSettings, *, window: int = 256) -> None:
+    def __init__(self, settings: PollSettings, latencies: JobLatencies | None = None) -> None:
         self._settings = settings
-        self._latencies: deque[float] = deque(maxlen=window)
+        self.latencies = latencies or JobLatencies()
         # While jobs are still being generated, polls come due as fast as Get tokens do, so
         # no token is really idle; once the last job is out, spare tokens are, and the early
         # polls they allow end the sweep's tail sooner. Only the sweep, which owns intake,
@@ -54,27 +77,22 @@ class PollSchedule:
         return self._draining
 
     def observe(self, created: datetime, completed: datetime) -> None:
-        self._latencies.append(max(0.0, (completed - created).total_seconds()))
-
-    def _quantile(self, q: float) -> float:
-        ordered = sorted(self._latencies)
-        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-    def _learned(self) -> bool:
-        return len(self._latencies) >= _MIN_SAMPLES
+        self.latencies.observe(created, completed)
 
     def first_window(self) -> tuple[float, float]:
         """(earliest, due) seconds after generation for a job's first poll."""
-        if not self._learned():
+        latencies = self.latencies
+        if not latencies.learned:
             due = self._settings.first_delay
             return due / 2, self._jitter(due)
-        due = min(self._settings.max_delay, self._quantile(FIRST_POLL_QUANTILE))
-        return self._quantile(0.5), self._jitter(due)
+        due = min(self._settings.max_delay, latencies.quantile(FIRST_POLL_QUANTILE))
+        return latencies.quantile(0.5), self._jitter(due)
 
     def next_window(self, polls: int) -> tuple[float, float]:
         """(earliest, due) seconds from now for poll `polls + 1` of a job still in progress."""
-        if self._learned():
-            gap = max(0.25, self._quantile(0.995) - self._quantile(FIRST_POLL_QUANTILE))
+        latencies = self.latencies
+        if latencies.learned:
+            gap = max(0.25, latencies.quantile(0.995) - latencies.quantile(FIRST_POLL_QUANTILE))
         else:
             gap = self._settings.first_delay / 2
         due = min(self._settings.max_delay, gap * self._settings.backoff ** (polls - 1))

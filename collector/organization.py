@@ -25,6 +25,7 @@ from collector.aws import CallStats
 from collector.clients import caller_session, client_config, s3_client
 from collector.credentials import AssumeRoleSettings, account_session, caller_account
 from collector.errors import AssumeRoleError, CollectorError, ConfigError
+from collector.jobs import JobLatencies
 from collector.manifest import (
     AccountEntry,
     AccountError,
@@ -222,6 +223,7 @@ class OrgSweep:
         self._assume = assume_settings(settings, run_id)
         self._entries: list[AccountEntry] = []
         self._org_access: OrgAccessEntry | None = None
+        self._latencies = JobLatencies()  # learned once for every account this process sweeps
 
     async def run(self) -> OrgResult:
         started = datetime.now(UTC)
@@ -358,6 +360,7 @@ class OrgSweep:
                 session=session,
                 output_session=base,
                 output_owner=caller,
+                latencies=self._latencies,
             )
         except CollectorError as error:
             code = getattr(error, "code", type(error).__name__)

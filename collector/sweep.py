@@ -110,6 +110,7 @@ class AccountSweep:
         skip: frozenset[str] = frozenset(),
         counters: Counters | None = None,
         stats: CallStats | None = None,
+        latencies: jobs.JobLatencies | None = None,
     ) -> None:
         self.settings = settings
         self.sink = sink
@@ -127,7 +128,7 @@ class AccountSweep:
             job_deadline=settings.poll.job_deadline,
         )
         self._skip = skip
-        self._schedule = jobs.PollSchedule(settings.poll)
+        self._schedule = jobs.PollSchedule(settings.poll, latencies)
         self._intake = anyio.CancelScope()  # discovery and generation: cancelled on stop
         self._stages = anyio.CancelScope()  # every stage: its deadline is set on stop
         self.stopped = False

@@ -328,3 +328,29 @@ def test_accounts_from_a_file_sweep_exactly_those(org: Organization, tmp_path: P
         assert_matches_truth(
             read_lines(tmp_path / "out" / f"{account_id}.jsonl"), org.ground_truth(account_id)
         )
+
+
+def test_accounts_swept_later_poll_at_the_latency_earlier_ones_learned(tmp_path: Path) -> None:
+    """Job latency is learned once per process: accounts of 12 principals each never see the
+    20 jobs it takes alone, so without sharing every one would poll at the configured first
+    delay (0.05 s against jobs of 0.5 s) several times per job."""
+    options = OrgOptions(accounts=4, principals=12, seed=6, faults=Faults(latency=0.5))
+    fast_first_poll = {"COLLECTOR_POLL_FIRST_DELAY": "0.05", "COLLECTOR_POLL_JITTER": "0"}
+    with running_organization(options) as organization:
+        proc = cli(
+            *org_args(organization, "--max-accounts-in-flight", "1"),
+            cwd=tmp_path, env=fast_first_poll, timeout=300,
+        )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    runs = sorted(
+        (read_lines(path)[-1] for path in (tmp_path / "out").glob("*.jsonl")),
+        key=lambda run: str(run["started"]),
+    )
+    assert len(runs) == 4
+    polls_per_job = [
+        run["api_calls"]["GetServiceLastAccessedDetails"]
+        / run["api_calls"]["GenerateServiceLastAccessedDetails"]
+        for run in runs
+    ]
+    assert polls_per_job[0] >= 2  # nothing learned yet: polled before jobs could be done
+    assert polls_per_job[-1] == 1  # 36 jobs seen by then: each polled once, when done

@@ -353,6 +353,18 @@ def test_poll_schedule_windows_follow_observed_latency() -> None:
     assert schedule.next_window(1) == pytest.approx((0.25, 0.25))
 
 
+def test_schedules_sharing_latencies_learn_from_each_others_jobs() -> None:
+    """An account sweep that starts after others polls at their learned latency at once;
+    one with a learner of its own still waits out the configured first delay."""
+    shared = jobs.JobLatencies()
+    settings = PollSettings(first_delay=9.0, jitter=0.0)
+    first = jobs.PollSchedule(settings, shared)
+    for _ in range(20):
+        first.observe(T0, T0 + timedelta(seconds=2))
+    assert jobs.PollSchedule(settings, shared).first_window() == (2.0, 2.0)
+    assert jobs.PollSchedule(settings).first_window() == (4.5, 9.0)
+
+
 async def test_an_idle_get_bucket_lets_a_poll_go_before_it_is_due() -> None:
     """Inside the window a poll is sent only when a Get token is free right now."""
     iam = FakeIam({"get_service_last_accessed_details": [status("COMPLETED")] * 2})

@@ -11,8 +11,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-# (operation, request body) -> None to forward, or (status, body) to answer instead.
-Rule = Callable[[str, bytes], tuple[int, bytes] | None]
+# (operation, request body) -> None to forward, or (status, body) to answer instead, or
+# (status, body, length) to claim `length` bytes, send `body` and close: a cut connection.
+Rule = Callable[[str, bytes], tuple[int, bytes] | tuple[int, bytes, int] | None]
 
 
 def _operation(body: bytes) -> str:
@@ -51,12 +52,13 @@ def proxy(upstream: str, rule: Rule) -> Iterator[str]:
                         answer = (response.status, response.read())
                 except urllib.error.HTTPError as error:
                     answer = (error.code, error.read())
-            status, data = answer
+            status, data, *claimed = answer
             self.send_response(status)
             self.send_header("content-type", "text/xml")
-            self.send_header("content-length", str(len(data)))
+            self.send_header("content-length", str(claimed[0] if claimed else len(data)))
             self.end_headers()
             self.wfile.write(data)
+            self.close_connection = bool(claimed)
 
         def log_message(self, *args: object) -> None:
             pass

@@ -203,6 +203,26 @@ def test_a_malformed_operation_mid_sweep_becomes_error_records(
     assert lines[-1]["status"] == "partial"
 
 
+def test_a_connection_cut_mid_answer_is_retried(account: Emulator, tmp_path: Path) -> None:
+    """Three Get answers cut off after half their bytes (the connection closes): retried like a
+    reset, and the sweep ends complete and exact, with no traceback."""
+    cuts = [3]
+
+    def cut_gets(operation: str, _: bytes) -> tuple[int, bytes, int] | None:
+        if operation != "GetServiceLastAccessedDetails" or not cuts[0]:
+            return None
+        cuts[0] -= 1
+        answer = b"<GetServiceLastAccessedDetailsResponse><GetServiceLastAccessedDetailsResult>"
+        return 200, answer, 2 * len(answer)
+
+    with proxy(account.endpoint, cut_gets) as url:
+        proc = cli(*sweep_args(url, "out.jsonl"), cwd=tmp_path, env=QUICK)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
+    assert cuts == [0]
+    assert normalized(read_lines(tmp_path / "out.jsonl")) == normalized(account.ground_truth())
+
+
 def test_an_operation_that_always_fails_stops_the_sweep(account: Emulator, tmp_path: Path) -> None:
     """500 on every Generate: after a bounded run of failures, one line and exit 3."""
 

@@ -6,6 +6,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 from xml.etree.ElementTree import Element, fromstring
 
+from botocore import xform_name
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSPreparedRequest, AWSRequest, prepare_request_dict
 from botocore.exceptions import BotoCoreError, NoCredentialsError
@@ -13,14 +14,12 @@ from botocore.model import OperationModel, Shape
 from botocore.parsers import QueryParser
 from botocore.utils import percent_encode_sequence
 
+from collector.aws import GENERATE, GET, GET_WITH_ENTITIES
 from collector.tuning import parse_timestamp
 
-# The calls a sweep makes thousands of times; List* and STS keep botocore's full pipeline.
-REPORT_METHODS = {
-    "GenerateServiceLastAccessedDetails": "generate_service_last_accessed_details",
-    "GetServiceLastAccessedDetails": "get_service_last_accessed_details",
-    "GetServiceLastAccessedDetailsWithEntities": "get_service_last_accessed_details_with_entities",
-}
+# The calls a sweep makes thousands of times, by client method (botocore's own naming);
+# List* and STS keep botocore's full pipeline.
+REPORT_METHODS = {name: xform_name(name) for name in (GENERATE, GET, GET_WITH_ENTITIES)}
 CONTENT_TYPE = "application/x-www-form-urlencoded; charset=utf-8"
 SCALARS: Mapping[str, Callable[[str], Any]] = {
     "string": str,

@@ -33,9 +33,11 @@ class JobLatencies:
 
     def __init__(self, window: int = 256) -> None:
         self._seen: deque[float] = deque(maxlen=window)
+        self._ordered: list[float] | None = None  # `_seen` sorted, until the next observation
 
     def observe(self, created: datetime, completed: datetime) -> None:
         self._seen.append(max(0.0, (completed - created).total_seconds()))
+        self._ordered = None
 
     @property
     def learned(self) -> bool:
@@ -43,7 +45,10 @@ class JobLatencies:
         return len(self._seen) >= _MIN_SAMPLES
 
     def quantile(self, q: float) -> float:
-        ordered = sorted(self._seen)
+        # Two or four quantiles per poll, a few polls per observation: sort once per observation.
+        if self._ordered is None:
+            self._ordered = sorted(self._seen)
+        ordered = self._ordered
         return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 

@@ -235,21 +235,23 @@ class IamApi:
         )
         return response["JobId"]
 
-    async def job_page(self, job_id: str, marker: str | None = None) -> JobPage:
-        """A job's status and, once COMPLETED, one page of its services."""
-        return await self._call(GET, lambda: self._get(job_id, marker))
+    async def job_page(
+        self, job_id: str, marker: str | None = None, *, token_taken: bool = False
+    ) -> JobPage:
+        """A job's status and, once COMPLETED, one page of its services.
 
-    async def job_page_if_idle(self, job_id: str) -> JobPage | None:
-        """The first page, but only if the Get bucket has a token free right now; else None.
-
-        For polls that are worth making early only when they cost no other call its turn.
+        `token_taken`: the caller already took this call's Get token (an idle one).
         """
-        bucket = self._buckets.get(GET)
-        if bucket is not None and not bucket.try_take():
-            return None
         return await self._caller.call(
-            GET, lambda: self._get(job_id, None), bucket=bucket, token_taken=True
+            GET,
+            lambda: self._get(job_id, marker),
+            bucket=self._buckets.get(GET),
+            token_taken=token_taken,
         )
+
+    def bucket(self, operation: str) -> TokenBucket | None:
+        """The bucket pacing `operation`, if any."""
+        return self._buckets.get(operation)
 
     def _get(self, job_id: str, marker: str | None) -> Awaitable[JobPage]:
         if marker is None:

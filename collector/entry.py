@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 from types import FrameType
+from typing import NoReturn
+
+EXIT_OUTPUT = 4  # as collector.cli's: standard output could not take the last lines
 
 
 def _stop(signum: int, _: FrameType | None) -> None:
@@ -13,9 +17,19 @@ def _stop(signum: int, _: FrameType | None) -> None:
     raise SystemExit(128 + signum)
 
 
-def main() -> int:
+def main() -> NoReturn:
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     from collector.cli import main as run
 
-    return run(sys.argv[1:])
+    code = run(sys.argv[1:])
+    # Every command has written, published and closed its output by now. What is left is the
+    # interpreter finalizing each module botocore and aiohttp loaded: a fifth of a second of
+    # CPU per run that nothing needs, so the process ends here once its streams are flushed.
+    try:
+        for stream in (sys.stdout, sys.stderr):
+            if stream is not None:  # None: started with the stream closed
+                stream.flush()
+    except (OSError, ValueError):  # a reader went away, or the stream was closed
+        code = code or EXIT_OUTPUT
+    os._exit(code)

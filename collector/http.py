@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ssl
+import threading
 from typing import Any
 
 import aiohttp
@@ -39,8 +41,27 @@ class BoundedResponse(aiohttp.ClientResponse):
         return self._body
 
 
+# TLS contexts by (verify, client certificate, key): loading a CA bundle costs ~40 ms of CPU, and
+# an organisation sweep opens clients for every account. A context is not changed once built.
+_contexts: dict[tuple[Any, ...], tuple[ssl.SSLContext, None]] = {}
+_contexts_lock = threading.Lock()
+
+
 class BoundedHttpSession(AIOHTTPSession):
-    """aiobotocore's aiohttp session, with BoundedResponse as every response's class."""
+    """aiobotocore's aiohttp session: BoundedResponse for every response, TLS contexts shared."""
+
+    def _build_ssl_contexts(self, proxy_url: Any) -> tuple[ssl.SSLContext, Any]:
+        if proxy_url:  # a proxy's context depends on its settings too: built per session
+            built: tuple[ssl.SSLContext, Any] = super()._build_ssl_contexts(proxy_url)  # type: ignore[misc]
+            return built
+        state = vars(self)  # aiobotocore's own settings of this session (not in its stubs)
+        key = (state["_verify"], state["_cert_file"], state["_key_file"])
+        # aiobotocore builds contexts in worker threads; accounts that start together wait for
+        # one build rather than each loading the bundle.
+        with _contexts_lock:
+            if key not in _contexts:
+                _contexts[key] = super()._build_ssl_contexts(None)  # type: ignore[misc]
+            return _contexts[key]
 
     async def _get_session(self, proxy_url: Any) -> aiohttp.ClientSession:
         session: aiohttp.ClientSession = await super()._get_session(proxy_url)  # type: ignore[misc]

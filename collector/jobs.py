@@ -13,6 +13,7 @@ from anyio.abc import ObjectReceiveStream, ObjectSendStream
 
 from collector.environment import StageEnv
 from collector.errors import AwsError, NoSuchEntityError
+from collector.idletokens import IdleTokens
 from collector.models import CompletedJob, PendingJob, Principal, Record, error_record
 from collector.settings import PollSettings
 
@@ -21,7 +22,7 @@ log = structlog.get_logger()
 # Enough completed jobs to trust the observed latency over the configured first delay.
 _MIN_SAMPLES = 20
 FIRST_POLL_QUANTILE = 0.98
-IDLE_CHECK = 0.5  # seconds between looks for an idle Get token inside a poll window
+IDLE_CHECK = 0.5  # a job still running is polled again no earlier than this
 
 
 class JobLatencies:
@@ -59,27 +60,20 @@ class PollSchedule:
     of observed job latency (JobCompletionDate - JobCreationDate, the server's own clock), so
     about one job in fifty needs a second Get; later ones after the gap to the 99.5th
     percentile, with capped backoff. Get is limited like Generate, so every early poll would
-    take a token the next job needed. From the window's start (the median latency) a poll
-    goes out earlier only once no more jobs are coming and the Get bucket has a token nobody
-    is waiting for, which costs no other call its turn: that ends the sweep's tail quickly.
+    take a token the next job needed. From the window's start (the median latency, once it
+    is learned) a poll goes out earlier only on a Get slot that no due poll reserved (`idle`),
+    soonest-due job first: that slot was lost otherwise, and the sweep's tail is shorter.
     """
 
-    def __init__(self, settings: PollSettings, latencies: JobLatencies | None = None) -> None:
+    def __init__(
+        self,
+        settings: PollSettings,
+        latencies: JobLatencies | None = None,
+        idle: IdleTokens | None = None,
+    ) -> None:
         self._settings = settings
         self.latencies = latencies or JobLatencies()
-        # While jobs are still being generated, polls come due as fast as Get tokens do, so
-        # no token is really idle; once the last job is out, spare tokens are, and the early
-        # polls they allow end the sweep's tail sooner. Only the sweep, which owns intake,
-        # says when that is.
-        self._draining = False
-
-    def no_more_jobs(self) -> None:
-        """The last job has been generated: early polls may use idle Get tokens from now on."""
-        self._draining = True
-
-    @property
-    def draining(self) -> bool:
-        return self._draining
+        self.idle = idle
 
     def observe(self, created: datetime, completed: datetime) -> None:
         self.latencies.observe(created, completed)
@@ -88,8 +82,10 @@ class PollSchedule:
         """(earliest, due) seconds after generation for a job's first poll."""
         latencies = self.latencies
         if not latencies.learned:
-            due = self._settings.first_delay
-            return due / 2, self._jitter(due)
+            # Before the latency is known, a poll at half the first delay would mostly be
+            # wasted on a job still running: none goes before it is due.
+            due = self._jitter(self._settings.first_delay)
+            return due, due
         due = min(self._settings.max_delay, latencies.quantile(FIRST_POLL_QUANTILE))
         return latencies.quantile(0.5), self._jitter(due)
 
@@ -189,14 +185,14 @@ async def _poll_job(
         if now < early:
             await sleep(min(early, end) - now)
             continue
+        if now < due:
+            if schedule.idle is None:
+                await sleep(min(due, end) - now)
+                continue
+            if not await schedule.idle.claim(min(due, end)):
+                continue  # due (or past the deadline) now
         try:
-            if now < due:
-                page = await env.api.job_page_if_idle(job.job_id) if schedule.draining else None
-                if page is None:  # look again shortly, or poll when due
-                    await sleep(min(IDLE_CHECK, due - now, end - now))
-                    continue
-            else:
-                page = await env.api.job_page(job.job_id)
+            page = await env.api.job_page(job.job_id, token_taken=now < due)
         except NoSuchEntityError as error:
             if regenerated:
                 return error_record(

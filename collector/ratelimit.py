@@ -56,11 +56,15 @@ class TokenBucket:
         self._tat = tat + 1.0 / self.rate
         return tat - now
 
+    def free_in(self) -> float:
+        """Seconds until `try_take` can succeed; 0 when it can now."""
+        return max(0.0, self._tat - self._clock())
+
     def try_take(self) -> bool:
-        """Take a token only if one is free right now: for calls worth making only when idle."""
-        if self._initial > 0:
-            self._initial -= 1
-            return True
+        """Take a paced slot only if it is free right now: for calls worth making only when idle.
+
+        Never a token of the initial burst: that one keeps until used, so it is never idle.
+        """
         now = self._clock()
         if self._tat > now:
             return False

@@ -26,6 +26,7 @@ from collector.aws import (
 )
 from collector.environment import StageEnv
 from collector.errors import AccessDeniedError, AwsError, CredentialsError
+from collector.idletokens import IdleTokens
 from collector.models import (
     SCHEMA,
     CompletedJob,
@@ -128,7 +129,10 @@ class AccountSweep:
             job_deadline=settings.poll.job_deadline,
         )
         self._skip = skip
-        self._schedule = jobs.PollSchedule(settings.poll, latencies)
+        get_bucket = self.api.bucket(GET)
+        self._schedule = jobs.PollSchedule(
+            settings.poll, latencies, None if get_bucket is None else IdleTokens(get_bucket)
+        )
         self._intake = anyio.CancelScope()  # discovery and generation: cancelled on stop
         self._stages = anyio.CancelScope()  # every stage: its deadline is set on stop
         self.stopped = False
@@ -215,7 +219,6 @@ class AccountSweep:
                     jobs_send,
                     records,
                 )
-        self._schedule.no_more_jobs()
 
     async def _discover(self, kind: PrincipalType, send: MemoryObjectSendStream[Principal]) -> None:
         try:

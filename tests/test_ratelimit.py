@@ -87,3 +87,13 @@ def test_try_take_only_succeeds_when_a_token_is_free_now() -> None:
     assert bucket.reserve() == pytest.approx(0.1)  # the taken token pushed the next slot
     clock.now += 0.25
     assert bucket.try_take()
+
+
+def test_try_take_leaves_the_initial_burst_to_paced_calls() -> None:
+    """The burst a full bucket starts with keeps until used, so it is never idle: calls that
+    only use idle slots take paced slots, and the burst stays for the calls that must go."""
+    clock = FakeClock()
+    bucket = TokenBucket(10, initial=3, clock=clock)
+    assert bucket.try_take()  # the paced slot free now
+    assert not bucket.try_take() and bucket.free_in() == pytest.approx(0.1)
+    assert [bucket.reserve() for _ in range(4)] == [0.0, 0.0, 0.0, pytest.approx(0.1)]

@@ -11,6 +11,7 @@ import pytest
 from collector import discover, fetch, jobs
 from collector.config import DiscoverySettings, PollSettings
 from collector.errors import RetriesExhaustedError
+from collector.idletokens import IdleTokens
 from collector.models import CompletedJob, Counters, PendingJob, Principal
 from collector.ratelimit import TokenBucket
 from tests.fakes import FakeIam, client_error, fake_api, stage_env
@@ -341,11 +342,12 @@ async def test_transient_errors_are_retried_up_to_the_budget() -> None:
 def test_poll_schedule_windows_follow_observed_latency() -> None:
     """Once enough jobs finished, a first poll is due at their 98th-percentile latency.
 
-    Its window opens at the median (early polls only on idle tokens); a second poll is due
-    after the gap to the 99.5th percentile.
+    Its window opens at the median (early polls only on idle slots; before the latency is
+    learned there is no early window); a second poll is due after the gap to the 99.5th
+    percentile.
     """
     schedule = jobs.PollSchedule(PollSettings(first_delay=9.0, jitter=0.0))
-    assert schedule.first_window() == (4.5, 9.0)
+    assert schedule.first_window() == (9.0, 9.0)
     for tenth in range(1, 101):
         schedule.observe(T0, T0 + timedelta(seconds=tenth / 10))
     early, due = schedule.first_window()
@@ -362,17 +364,37 @@ def test_schedules_sharing_latencies_learn_from_each_others_jobs() -> None:
     for _ in range(20):
         first.observe(T0, T0 + timedelta(seconds=2))
     assert jobs.PollSchedule(settings, shared).first_window() == (2.0, 2.0)
-    assert jobs.PollSchedule(settings).first_window() == (4.5, 9.0)
+    assert jobs.PollSchedule(settings).first_window() == (9.0, 9.0)
 
 
-async def test_an_idle_get_bucket_lets_a_poll_go_before_it_is_due() -> None:
-    """Inside the window a poll is sent only when a Get token is free right now."""
-    iam = FakeIam({"get_service_last_accessed_details": [status("COMPLETED")] * 2})
-    api = fake_api(iam)
-    api._buckets = {"GetServiceLastAccessedDetails": TokenBucket(0.001)}  # a token per 1,000 s
-    assert await api.job_page_if_idle("j") is not None
-    assert await api.job_page_if_idle("j") is None
-    assert len(iam.calls["get_service_last_accessed_details"]) == 1
+async def test_an_idle_get_slot_goes_to_the_soonest_due_waiter() -> None:
+    """Waiters take slots nobody reserved in the order their polls are due, not of arrival."""
+    bucket = TokenBucket(20.0)  # a slot every 50 ms
+    bucket.reserve()  # the slot free now is a paced caller's: the waiters queue for the next
+    idle = IdleTokens(bucket)
+    now = anyio.current_time()
+    granted: list[float] = []
+
+    async def wait(due: float) -> None:
+        if await idle.claim(due):
+            granted.append(due)
+
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as group:
+            for due in (now + 30, now + 10, now + 20):
+                group.start_soon(wait, due)
+    assert granted == [now + 10, now + 20, now + 30]
+
+
+async def test_a_slot_a_paced_caller_reserved_is_not_idle() -> None:
+    """While paced callers have reserved every slot up to a waiter's due time, it gets none."""
+    bucket = TokenBucket(20.0)
+    for _ in range(10):  # the next half second of slots
+        bucket.reserve()
+    with anyio.fail_after(5):
+        taken = await IdleTokens(bucket).claim(anyio.current_time() + 0.3)
+    assert not taken
+    assert bucket.free_in() > 0.1  # still the paced callers' slots, none given away
 
 
 class FakeTime:
@@ -388,14 +410,27 @@ class FakeTime:
         self.now += max(seconds, 0.0)
 
 
-async def test_early_polls_use_idle_tokens_only_once_no_more_jobs_come() -> None:
-    """Before its due time a job is polled only when generation is over and Get is idle."""
-    schedule = jobs.PollSchedule(PollSettings(jitter=0.0))
+async def test_an_idle_get_slot_polls_a_job_before_it_is_due() -> None:
+    """Past the median latency, a job is polled on an idle slot instead of at its due time."""
+    idle = IdleTokens(TokenBucket(1000.0))
+    schedule = jobs.PollSchedule(PollSettings(jitter=0.0), idle=idle)
     for latency in [0.0] * 11 + [20.0] * 9:  # window opens at once, poll due after 20 s
         schedule.observe(T0, T0 + timedelta(seconds=latency))
-    for draining, polled_at in ((False, 20.0), (True, 0.0)):
-        if draining:
-            schedule.no_more_jobs()
+    iam = FakeIam({"get_service_last_accessed_details": [status("COMPLETED")]})
+    env = stage_env(fake_api(iam), deadline=60.0)
+    pending = PendingJob(principal=GROUP, job_id="j", started=anyio.current_time())
+    with anyio.fail_after(10):  # well before the 20 s it is due
+        done = await jobs._poll_job(env, schedule, pending, anyio.current_time, anyio.sleep)
+    assert isinstance(done, CompletedJob) and done.polls == 1
+
+
+async def test_without_idle_slots_a_job_waits_for_its_due_time() -> None:
+    """No idle slots (an unpaced Get), or a latency not learned yet: the poll goes when due."""
+    for learned in (True, False):
+        schedule = jobs.PollSchedule(PollSettings(first_delay=20.0, jitter=0.0))
+        if learned:
+            for latency in [0.0] * 11 + [20.0] * 9:
+                schedule.observe(T0, T0 + timedelta(seconds=latency))
         time = FakeTime()
         sent_at: list[float] = []
 
@@ -411,5 +446,4 @@ async def test_early_polls_use_idle_tokens_only_once_no_more_jobs_come() -> None
         with anyio.fail_after(2):
             done = await jobs._poll_job(env, schedule, pending, time.clock, time.sleep)
         assert isinstance(done, CompletedJob) and done.polls == 1
-        # Still generating: the poll waits for its due time; afterwards an idle token goes early.
-        assert sent_at == [pytest.approx(polled_at)]
+        assert sent_at == [pytest.approx(20.0)]

@@ -25,6 +25,7 @@ from botocore.exceptions import (
 
 from collector import __version__
 from collector.errors import AssumeRoleError, ConfigError, CredentialsError
+from collector.http import BoundedHttpSession
 
 if TYPE_CHECKING:
     from types_aiobotocore_sts import STSClient
@@ -120,6 +121,8 @@ def client_config() -> AioConfig:
         connect_timeout=10,
         read_timeout=30,
         user_agent_extra=f"collector/{__version__}",
+        # One per account an organisation sweep assumes a role in: its TLS context is shared.
+        http_session_cls=BoundedHttpSession,
     )
 
 

@@ -1,14 +1,18 @@
-"""The sweep's three report calls on a short path: botocore's signer, session and parser kept."""
+"""The sweep's three report calls on a short path: botocore's SigV4, session and parser kept."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from collections.abc import Callable, Mapping
-from typing import Any
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, cast
 from xml.etree.ElementTree import Element, fromstring
 
 from botocore import xform_name
-from botocore.auth import SigV4Auth
+from botocore.auth import SIGV4_TIMESTAMP, SigV4Auth
 from botocore.awsrequest import AWSPreparedRequest, AWSRequest, prepare_request_dict
+from botocore.credentials import ReadOnlyCredentials
 from botocore.exceptions import BotoCoreError, NoCredentialsError
 from botocore.model import OperationModel, Shape
 from botocore.parsers import QueryParser
@@ -16,6 +20,9 @@ from botocore.utils import percent_encode_sequence
 
 from collector.aws import GENERATE, GET, GET_WITH_ENTITIES
 from collector.tuning import parse_timestamp
+
+if TYPE_CHECKING:
+    from botocore.compat import HTTPHeaders
 
 # The calls a sweep makes thousands of times, by client method (botocore's own naming);
 # List* and STS keep botocore's full pipeline.
@@ -74,12 +81,79 @@ def element_reader(shape: Shape) -> ReadElement:
     return lambda node: scalar(node.text or "")
 
 
+class FormSigner:
+    """SigV4 for one endpoint's form POSTs, as botocore's SigV4Auth signs them.
+
+    What never varies for these calls is taken from botocore's own signer once: the canonical
+    path and host of the URL. Per call: the date, the body's hash, three or four headers and
+    one HMAC; the signing key (four HMACs) is kept per secret and day. Differential tests hold
+    every header to botocore's for the same instant.
+    """
+
+    def __init__(self, url: str, region: str, service: str, content_type: str) -> None:
+        template = AWSRequest("POST", url, headers={}, data=b"")
+        signer = SigV4Auth(ReadOnlyCredentials("", "", None), service, region)
+        self._path = signer.canonical_request(template).split("\n")[1]  # its canonical URI
+        self._host = signer.headers_to_sign(template)["host"]
+        self._region = region
+        self._service = service
+        self._content_type = " ".join(content_type.split())
+        self._key: tuple[str, str, bytes] = ("", "", b"")  # (secret, day, signing key)
+
+    def _signing_key(self, secret: str, day: str) -> bytes:
+        if self._key[:2] != (secret, day):
+            key = f"AWS4{secret}".encode()
+            for part in (day, self._region, self._service, "aws4_request"):
+                key = hmac.digest(key, part.encode(), "sha256")
+            self._key = (secret, day, key)
+        return self._key[2]
+
+    def headers(
+        self, credentials: ReadOnlyCredentials, body: bytes, now: datetime | None = None
+    ) -> dict[str, str]:
+        """The X-Amz-Date, session token and Authorization headers of a POST of `body`."""
+        stamp = (now or datetime.now(UTC)).strftime(SIGV4_TIMESTAMP)
+        day = stamp[:8]
+        signed = {"content-type": self._content_type, "host": self._host, "x-amz-date": stamp}
+        if credentials.token:
+            signed["x-amz-security-token"] = " ".join(credentials.token.split())
+        names = ";".join(signed)  # already in sorted order
+        canonical = "\n".join(
+            (
+                "POST",
+                self._path,
+                "",
+                "".join(f"{name}:{value}\n" for name, value in signed.items()),
+                names,
+                hashlib.sha256(body).hexdigest(),
+            )
+        )
+        scope = f"{day}/{self._region}/{self._service}/aws4_request"
+        to_sign = "\n".join(
+            ("AWS4-HMAC-SHA256", stamp, scope, hashlib.sha256(canonical.encode()).hexdigest())
+        )
+        if credentials.secret_key is None:
+            raise NoCredentialsError()
+        signature = hmac.new(
+            self._signing_key(credentials.secret_key, day), to_sign.encode(), "sha256"
+        ).hexdigest()
+        headers = {"X-Amz-Date": stamp}
+        if credentials.token:
+            headers["X-Amz-Security-Token"] = credentials.token
+        headers["Authorization"] = (
+            f"AWS4-HMAC-SHA256 Credential={credentials.access_key}/{scope}, "
+            f"SignedHeaders={names}, Signature={signature}"
+        )
+        return headers
+
+
 class ReportCall:
     """One report operation as a signed form POST, its answer read with `element_reader`.
 
     botocore spends most of a call's CPU on what never varies for these three calls: events,
     serializer, endpoint rules, retry handler and a generic walk of the model per element.
-    Kept from botocore: the SigV4 signer, the client's (refreshing) credentials, its HTTP
+    Kept from botocore: SigV4 as its signer computes it (`FormSigner`), the client's (refreshing)
+    credentials, its HTTP
     session (proxies, CA bundle, timeouts, the size bound) with its connection errors, and,
     for error answers and any answer the short reader cannot read, its own parser and
     modelled exceptions: the sweep sees what it saw from the client's method.
@@ -88,8 +162,12 @@ class ReportCall:
     def __init__(self, iam: Any, operation: OperationModel, url: str, signing: Mapping[str, str]):
         self._operation = operation
         self._url = url
-        self._region = signing.get("region", iam.meta.region_name)
-        self._signing_name = signing.get("signing_name", operation.service_model.signing_name)
+        self._signer = FormSigner(
+            url,
+            signing.get("region", iam.meta.region_name),
+            signing.get("signing_name", operation.service_model.signing_name),
+            CONTENT_TYPE,
+        )
         shape = operation.output_shape
         if shape is None or "resultWrapper" not in shape.serialization:
             raise UnsupportedShapeError(operation.name)
@@ -106,19 +184,14 @@ class ReportCall:
 
     async def __call__(self, **params: Any) -> dict[str, Any]:
         body = percent_encode_sequence(self._static | params).encode()
-        request = AWSRequest(
-            "POST",
-            self._url,
-            headers={"Content-Type": CONTENT_TYPE, "User-Agent": self._user_agent},
-            data=body,
-        )
         if self._credentials is None:
             raise NoCredentialsError()
         credentials = await self._credentials.get_frozen_credentials()
-        SigV4Auth(credentials, self._signing_name, self._region).add_auth(request)
-        response = await self._http.send(
-            AWSPreparedRequest("POST", self._url, request.headers, body, False)
-        )
+        headers = {"Content-Type": CONTENT_TYPE, "User-Agent": self._user_agent}
+        headers |= self._signer.headers(credentials, body)
+        # The session only reads `headers.items()`: a dict spares building botocore's HTTPHeaders.
+        prepared = AWSPreparedRequest("POST", self._url, cast("HTTPHeaders", headers), body, False)
+        response = await self._http.send(prepared)
         content: bytes = await response.content
         if response.status_code == 200:
             fast = self._read_fast(content)

@@ -22,7 +22,9 @@ from collector.clients import client_config
 from collector.emulator import Emulator, EmulatorOptions, Faults, running_emulator
 from collector.emulator.serving import serving
 from collector.fastpath import (
+    CONTENT_TYPE,
     REPORT_METHODS,
+    FormSigner,
     ReportCall,
     UnsupportedShapeError,
     element_reader,
@@ -274,3 +276,39 @@ def test_shapes_beyond_structures_lists_and_scalars_are_refused() -> None:
         with pytest.raises(UnsupportedShapeError):
             element_reader(shapes.get_shape_by_name(name))
     assert element_reader(shapes.get_shape_by_name("Text")) is not None
+
+
+@pytest.mark.parametrize(
+    ("url", "region", "token"),
+    [
+        ("https://iam.amazonaws.com/", "us-east-1", None),
+        ("https://iam.cn-north-1.amazonaws.com.cn:443/", "cn-north-1", "token+/=  two  spaces"),
+        ("http://127.0.0.1:18556/", "us-east-1", "FwoGZXIvYXdzEJr//////////wEaDM"),
+        ("http://LocalHost:80", "eu-west-1", None),
+    ],
+)
+def test_the_form_signer_signs_exactly_as_botocore(
+    url: str, region: str, token: str | None
+) -> None:
+    """Every header botocore's SigV4Auth sets, byte for byte, at the same instant; across two
+    days and two keys, so the kept signing key never outlives its day or its secret."""
+    signer = FormSigner(url, region, "iam", CONTENT_TYPE)
+    body = (
+        "Action=GenerateServiceLastAccessedDetails&Arn=arn%3Aaws%3Aiam%3A%3A1%3Auser%2Fé".encode()
+    )
+    for secret in ("secret/EXAMPLE+key", "another"):
+        for when in ("2026-11-23T23:59:59", "2026-11-24T00:00:01"):
+            credentials = ReadOnlyCredentials("AKIDEXAMPLE", secret, token)
+            request = AWSRequest(
+                "POST", url, headers={"Content-Type": CONTENT_TYPE, "User-Agent": "ua"}, data=body
+            )
+            instant = datetime.datetime.fromisoformat(when).replace(tzinfo=datetime.UTC)
+            with pytest.MonkeyPatch.context() as patch:
+                patch.setattr("botocore.auth.get_current_datetime", lambda now=instant: now)
+                SigV4Auth(credentials, "iam", region).add_auth(request)
+            theirs = {
+                name: request.headers[name]
+                for name in ("X-Amz-Date", "X-Amz-Security-Token", "Authorization")
+                if name in request.headers
+            }
+            assert signer.headers(credentials, body, instant) == theirs

@@ -174,7 +174,10 @@ class ReportCall:
         self._shape = shape
         self._read = element_reader(shape)
         self._wrapper = shape.serialization["resultWrapper"]
-        self._static = {"Action": operation.name, "Version": operation.metadata["apiVersion"]}
+        # The form's constant head, encoded once: "Action=...&Version=...".
+        self._form_head = percent_encode_sequence(
+            {"Action": operation.name, "Version": operation.metadata["apiVersion"]}
+        )
         # Private parts of the client, read once: nothing public hands them out.
         self._credentials = iam._request_signer._credentials
         self._http = iam._endpoint.http_session
@@ -183,7 +186,8 @@ class ReportCall:
         self._parser = QueryParser(timestamp_parser=parse_timestamp)
 
     async def __call__(self, **params: Any) -> dict[str, Any]:
-        body = percent_encode_sequence(self._static | params).encode()
+        form = f"{self._form_head}&{percent_encode_sequence(params)}" if params else self._form_head
+        body = form.encode()
         if self._credentials is None:
             raise NoCredentialsError()
         credentials = await self._credentials.get_frozen_credentials()

@@ -23,7 +23,7 @@ from collector.filewriter import FileWriter
 from collector.models import RECORD_FIELDS, Record
 from collector.output import OutputTemplate
 from collector.resume import ResumeState, kept_lines, scan
-from collector.sink import Sink, StdoutWriter
+from collector.sink import Sink, StdoutWriter, serialize
 
 ACCOUNT = "123456789012"
 RUN = "run-1"
@@ -159,6 +159,22 @@ def test_lines_are_compact_utf8_and_never_interleave(tmp_path: Path) -> None:
     )
 
 
+def test_serialize_writes_the_bytes_json_dumps_would() -> None:
+    """The contract's line format, held to the standard library's: compact, UTF-8 kept as is."""
+    awkward = 'Zoë "quoted" back\\slash /slash \n\t\r\b\f \x00\x1f\x7f \u2028\u2029 😀 日本'
+    records = [
+        line("service", "plain"),
+        line("entity", "Zoë", note=awkward, total_authenticated_entities=2**40, tracked=False),
+        line("principal", "x", status="complete", nested={"a": [1, None, {"b": awkward}]}),
+        {"record": "run", "api_calls": {"GetServiceLastAccessedDetails": 1000}, "empty": {}},
+    ]
+    expected = "".join(
+        json.dumps(record, separators=(",", ":"), ensure_ascii=False) + "\n" for record in records
+    ).encode("utf-8")
+    assert serialize(records) == expected
+    assert serialize([]) == b""
+
+
 @pytest.mark.usefixtures("umask_zero")
 @pytest.mark.parametrize("name", ["out.jsonl", "out.jsonl.gz"])
 def test_output_is_mode_0600_even_under_umask_zero(tmp_path: Path, name: str) -> None:
@@ -198,7 +214,7 @@ def test_stdout_sink_writes_lines_without_files(tmp_path: Path) -> None:
     script = textwrap.dedent(
         """
         import anyio, sys
-        from collector.sink import Sink, StdoutWriter
+        from collector.sink import Sink, StdoutWriter, serialize
         sink = Sink(StdoutWriter())
         async def main():
             send, receive = anyio.create_memory_object_stream(4)

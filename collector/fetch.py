@@ -22,6 +22,7 @@ from collector.models import (
     CompletedJob,
     EntitiesMode,
     EntityWork,
+    PrincipalType,
     Record,
     ReportProgress,
     entity_record,
@@ -30,7 +31,7 @@ from collector.models import (
     service_record,
 )
 
-_ENTITY_REPORTS = frozenset({"group", "policy"})
+ENTITY_REPORTS: frozenset[PrincipalType] = frozenset({"group", "policy"})  # with entity pages
 
 
 def wants_entities(mode: EntitiesMode, job: CompletedJob, service: Mapping[str, Any]) -> bool:
@@ -40,7 +41,7 @@ def wants_entities(mode: EntitiesMode, job: CompletedJob, service: Mapping[str, 
     # A never-accessed namespace has no entity to report; a user/role report lists itself only.
     return (
         mode == "accessed"
-        and job.principal.type in _ENTITY_REPORTS
+        and job.principal.type in ENTITY_REPORTS
         and service.get("LastAuthenticated") is not None
     )
 

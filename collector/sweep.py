@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 import anyio
 import structlog
-from anyio.abc import TaskGroup
+from anyio.abc import ObjectSendStream, TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from collector import __version__, discover, fetch, jobs
@@ -26,7 +26,9 @@ from collector.aws import (
 )
 from collector.environment import StageEnv
 from collector.errors import AccessDeniedError, AwsError, CredentialsError
+from collector.fetch import ENTITY_REPORTS
 from collector.idletokens import IdleTokens
+from collector.intake import PrincipalQueue, PrincipalReceiver
 from collector.models import (
     SCHEMA,
     CompletedJob,
@@ -47,7 +49,8 @@ log = structlog.get_logger()
 
 Status = Literal["complete", "partial", "interrupted"]
 ENTITY_BACKLOG = 4096  # reports queued for entity pages; each is a few hundred bytes
-Stream = MemoryObjectSendStream[Any] | MemoryObjectReceiveStream[Any]
+PRINCIPAL_BACKLOG = 256  # listed principals waiting for a generate worker, per lane
+Stream = MemoryObjectSendStream[Any] | MemoryObjectReceiveStream[Any] | PrincipalReceiver
 
 
 @dataclass(frozen=True)
@@ -136,7 +139,6 @@ class AccountSweep:
         self._intake = anyio.CancelScope()  # discovery and generation: cancelled on stop
         self._stages = anyio.CancelScope()  # every stage: its deadline is set on stop
         self.stopped = False
-        self._principals = anyio.create_memory_object_stream[Principal](256)
         self._jobs = anyio.create_memory_object_stream[PendingJob](0)
         self._completed = anyio.create_memory_object_stream[CompletedJob](settings.fetch_workers)
         # Reports waiting for entity pages are small (no pages held), so this queue can be long:
@@ -200,27 +202,26 @@ class AccountSweep:
 
     async def _run_intake(self, records: MemoryObjectSendStream[Record]) -> None:
         """Discovery (a task per kind) and the generate workers; stop() cancels them together."""
-        principals_send, principals_receive = self._principals
+        first = frozenset[PrincipalType]() if self.env.entities == "none" else ENTITY_REPORTS
+        queue = PrincipalQueue(PRINCIPAL_BACKLOG, first)
+        principals = queue.receiver()
         jobs_send = self._jobs[0]
         # Closed however intake ends, even cancelled before it began: polls then see the end.
-        with principals_send, principals_receive, jobs_send, records, self._intake:
+        with principals, jobs_send, records, self._intake:
             async with anyio.create_task_group() as intake:
                 for kind in self.settings.discovery.kinds:
-                    intake.start_soon(
-                        self._discover, kind, principals_send.clone(), name=f"discover-{kind}"
-                    )
-                principals_send.close()
+                    intake.start_soon(self._discover, kind, queue.sender(), name=f"discover-{kind}")
                 start_pool(
                     intake,
                     "generate",
                     self.settings.generate_workers,
                     partial(jobs.generate, self.env),
-                    principals_receive,
+                    principals,
                     jobs_send,
                     records,
                 )
 
-    async def _discover(self, kind: PrincipalType, send: MemoryObjectSendStream[Principal]) -> None:
+    async def _discover(self, kind: PrincipalType, send: ObjectSendStream[Principal]) -> None:
         try:
             await discover.list_principals(self.env, kind, self._skip, send)
         except AccessDeniedError as error:

@@ -3,7 +3,7 @@
 Reads `pip config list` (files and PIP_* variables, in pip's own precedence), writes one pip.conf
 for use inside the build (the certificate moved to the secret mount point), and prints the
 buildah arguments that bring it in: the pip.conf and the CA bundle as build secrets, and every
-local index or find-links directory as a read-only volume of the RUN steps.
+local index or find-links directory and constraints file as a read-only volume of the RUN steps.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from urllib.parse import urlparse
 
 CERT_IN_BUILD = "/run/secrets/pip-ca.pem"  # where the Dockerfile's secret mount puts it
 PATH_KEYS = {"find-links", "index-url", "extra-index-url"}
+FILE_KEYS = {"constraint"}  # files pip reads during the build: mounted at the same path
 HOST_ONLY_KEYS = {"config-file"}  # PIP_CONFIG_FILE names a host file; its settings are listed
 
 
@@ -67,6 +68,8 @@ def main() -> int:
             value = CERT_IN_BUILD
         elif key in PATH_KEYS:
             mounts.update(d for loc in value.split() if (d := local_dir(loc, key)) is not None)
+        elif key in FILE_KEYS:
+            mounts.update(path for path in map(Path, value.split()) if path.is_file())
         parser.set(section, key, value)
     with conf_out.open("w") as handle:
         parser.write(handle)

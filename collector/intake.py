@@ -28,8 +28,8 @@ class PrincipalQueue:
         self._capacity = capacity
         self._first = first
         self._lanes: tuple[deque[Principal], deque[Principal]] = (deque(), deque())
-        self.senders = 0
-        self.receivers = 0
+        self._senders = 0
+        self._receivers = 0
         self._changed = anyio.Event()
 
     def notify(self) -> None:
@@ -39,19 +39,27 @@ class PrincipalQueue:
 
     def sender(self) -> PrincipalSender:
         """A send side for one discovery task."""
-        self.senders += 1
+        self._senders += 1
         return PrincipalSender(self)
 
     def receiver(self) -> PrincipalReceiver:
         """A receive side; `clone()` it for each generate worker."""
-        self.receivers += 1
+        self._receivers += 1
         return PrincipalReceiver(self)
+
+    def sender_closed(self) -> None:
+        self._senders -= 1
+        self.notify()
+
+    def receiver_closed(self) -> None:
+        self._receivers -= 1
+        self.notify()
 
     async def put(self, principal: Principal) -> None:
         lane = self._lanes[0 if principal.type in self._first else 1]
-        while self.receivers and len(lane) >= self._capacity:
+        while self._receivers and len(lane) >= self._capacity:
             await self._changed.wait()
-        if not self.receivers:
+        if not self._receivers:
             raise anyio.BrokenResourceError
         lane.append(principal)
         self.notify()
@@ -63,7 +71,7 @@ class PrincipalQueue:
                     principal = lane.popleft()
                     self.notify()
                     return principal
-            if not self.senders:
+            if not self._senders:
                 raise anyio.EndOfStream
             await self._changed.wait()
 
@@ -81,8 +89,7 @@ class PrincipalSender(ObjectSendStream[Principal]):
 
     def close(self) -> None:
         if self._queue is not None:
-            self._queue.senders -= 1
-            self._queue.notify()
+            self._queue.sender_closed()
             self._queue = None
 
     async def aclose(self) -> None:
@@ -107,8 +114,7 @@ class PrincipalReceiver(ObjectReceiveStream[Principal]):
 
     def close(self) -> None:
         if self._queue is not None:
-            self._queue.receivers -= 1
-            self._queue.notify()
+            self._queue.receiver_closed()
             self._queue = None
 
     async def aclose(self) -> None:

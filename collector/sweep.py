@@ -26,7 +26,6 @@ from collector.aws import (
 )
 from collector.environment import StageEnv
 from collector.errors import AccessDeniedError, AwsError, CredentialsError
-from collector.fetch import ENTITY_REPORTS
 from collector.idletokens import IdleTokens
 from collector.intake import PrincipalQueue, PrincipalReceiver
 from collector.models import (
@@ -202,7 +201,7 @@ class AccountSweep:
 
     async def _run_intake(self, records: MemoryObjectSendStream[Record]) -> None:
         """Discovery (a task per kind) and the generate workers; stop() cancels them together."""
-        first = frozenset[PrincipalType]() if self.env.entities == "none" else ENTITY_REPORTS
+        first = frozenset[PrincipalType]() if self.env.entities == "none" else fetch.ENTITY_REPORTS
         queue = PrincipalQueue(PRINCIPAL_BACKLOG, first)
         principals = queue.receiver()
         jobs_send = self._jobs[0]

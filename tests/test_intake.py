@@ -87,7 +87,6 @@ async def test_ends_behave_as_a_memory_streams_do() -> None:
 
     async with anyio.create_task_group() as group:
         group.start_soon(close_soon)
+        # Waiting on a full lane when the last reader goes away:
         with anyio.fail_after(5), pytest.raises(anyio.BrokenResourceError):
-            await late.send(
-                principal("role", 1)
-            )  # waiting on a full lane when the last reader went
+            await late.send(principal("role", 1))

@@ -214,7 +214,7 @@ def test_stdout_sink_writes_lines_without_files(tmp_path: Path) -> None:
     script = textwrap.dedent(
         """
         import anyio, sys
-        from collector.sink import Sink, StdoutWriter, serialize
+        from collector.sink import Sink, StdoutWriter
         sink = Sink(StdoutWriter())
         async def main():
             send, receive = anyio.create_memory_object_stream(4)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import random
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -128,18 +128,22 @@ def forced(minimum: Minimum, pages: Mapping[str, int], throttle_share: float) ->
     )
 
 
+def account_minima(ground_truth: Iterable[Mapping[str, Any]]) -> list[Minimum]:
+    """Each account's minimum calls, from an organisation's ground truth."""
+    accounts: dict[str, list[Mapping[str, Any]]] = {}
+    for record in ground_truth:
+        accounts.setdefault(record["account_id"], []).append(record)
+    return [minimum_calls(records) for records in accounts.values()]
+
+
 def org_limit(
-    ground_truth: Iterable[Mapping[str, Any]], rates: Mapping[str, float], latency_median: float
+    minima: Sequence[Minimum], rates: Mapping[str, float], latency_median: float
 ) -> tuple[Minimum, Limit]:
     """Every account's minimum calls added up, and the slowest account's limit.
 
     Each account has its own buckets, so accounts run side by side: the organisation's T_min
     is its slowest account's (with every account in flight at once).
     """
-    accounts: dict[str, list[Mapping[str, Any]]] = {}
-    for record in ground_truth:
-        accounts.setdefault(record["account_id"], []).append(record)
-    minima = [minimum_calls(records) for records in accounts.values()]
     limits = [fastest(minimum, rates, latency_median) for minimum in minima]
     calls: Counter[str] = Counter()
     principals: Counter[str] = Counter()
@@ -158,7 +162,7 @@ def org_limit(
 
 
 def ideal_schedule(
-    minimum: Minimum,
+    accounts: Sequence[Minimum],
     rates: Mapping[str, float],
     median: float,
     sigma: float,
@@ -168,21 +172,29 @@ def ideal_schedule(
     """Mean finish time of a perfect scheduler that cannot foresee job latencies.
 
     Generate runs flat out; each job is read by exactly one Get the moment it completes (an
-    oracle for completion, not for latency), within the Get bucket. The finish is the last
-    Get, or T_min of the other operations if one of them is slower. Context for T_min: the
-    sweep waits for the slowest of the last jobs, not for the median one.
+    oracle for completion, not for latency), within the Get bucket. An account finishes with
+    its last Get, or T_min of its other operations if one of them is slower; accounts run side
+    by side, each on its own buckets, and a run finishes with its slowest account. Context for
+    T_min: the sweep waits for the slowest of the last jobs, not for the median one, and with
+    many accounts for the slowest of every account's last jobs.
     """
     rng = random.Random(seed)
-    jobs = minimum.jobs
     finishes = []
     for _ in range(runs):
-        started = _bucket_times([0.0] * jobs, rates[GENERATE])
-        done = sorted(t + rng.lognormvariate(math.log(median), sigma) for t in started)
-        reads = _bucket_times(done, rates[GET])
-        finishes.append(reads[-1] if reads else 0.0)
-    others = fastest(minimum, rates, median)
+        finish = 0.0
+        for minimum in accounts:
+            started = _bucket_times([0.0] * minimum.jobs, rates[GENERATE])
+            done = sorted(t + rng.lognormvariate(math.log(median), sigma) for t in started)
+            reads = _bucket_times(done, rates[GET])
+            finish = max(finish, reads[-1] if reads else 0.0)
+        finishes.append(finish)
     rest = max(
-        (seconds for operation, seconds in others.seconds.items() if operation != GET),
+        (
+            seconds
+            for minimum in accounts
+            for operation, seconds in fastest(minimum, rates, median).seconds.items()
+            if operation != GET
+        ),
         default=0.0,
     )
     return max(sum(finishes) / len(finishes), rest + median)

@@ -280,6 +280,36 @@ def _targets(runs: Mapping[str, Run]) -> list[str]:
     return lines
 
 
+def _ideals(runs: Sequence[Run]) -> list[str]:
+    """T_min beside the simulated perfect scheduler: how much of a gap no scheduler can close."""
+    rows = [
+        (run, r)
+        for run in runs
+        if run.ideal is not None
+        for r in run.tools
+        if not r.baseline and r.efficiency is not None
+    ]
+    if not rows:
+        return []
+    lines = [
+        "Context for the efficiency targets (T_min counts the median job latency; every sweep "
+        "waits for the slowest of the last jobs): a simulated perfect scheduler that cannot "
+        "foresee job latencies (`bench/limit.py`, `ideal_schedule`; mean of 200 draws of the "
+        "scenario's latencies):",
+        "",
+        "| scenario | tool | T_min (s) | ideal (s) | best efficiency any scheduler reaches "
+        "(T_min / ideal) | T (s) | ideal / T |",
+        "|---|---|--:|--:|--:|--:|--:|",
+    ]
+    for run, r in rows:
+        assert run.ideal is not None
+        lines.append(
+            f"| {run.key} | {r.label} | {run.limit.t_min:.1f} | {run.ideal:.1f} | "
+            f"{run.limit.t_min / run.ideal:.2f} | {r.wall:.1f} | {run.ideal / r.wall:.2f} |"
+        )
+    return [*lines, ""]
+
+
 def _shards(runs: Mapping[str, Run]) -> list[str]:
     lines: list[str] = []
     for run in runs.values():
@@ -325,6 +355,7 @@ def render(runs: Mapping[str, Run]) -> str:
         "",
         *_targets(runs),
         "",
+        *_ideals(ordered),
         *_shards(runs),
         "## Scenarios",
         "",

@@ -120,7 +120,7 @@ class Run:
     capacity: Capacity | None
     minimum: Minimum
     limit: Limit
-    ideal: float | None  # mean finish of a simulated ideal scheduler (single account only)
+    ideal: float | None  # mean finish of a simulated ideal scheduler (see limit.ideal_schedule)
     tools: tuple[ToolResult, ...]
 
     def tool(self, name: str) -> ToolResult | None:

@@ -19,7 +19,16 @@ import psutil
 from bench import plot, report, results
 from bench.capacity import measure
 from bench.emulator import REPO, CallCount, EmulatorProcess, EmulatorSpec, emulator_process
-from bench.limit import GENERATE, Limit, fastest, forced, ideal_schedule, minimum_calls, org_limit
+from bench.limit import (
+    GENERATE,
+    Limit,
+    account_minima,
+    fastest,
+    forced,
+    ideal_schedule,
+    minimum_calls,
+    org_limit,
+)
 from bench.measure import run_side_by_side, tool_env
 from bench.results import Machine, Parameters, Run, Timeline, ToolResult
 from bench.scenarios import DEFAULT_RATES, UNTHROTTLED_COLLECTOR_RATE, Scenario
@@ -89,16 +98,17 @@ def _scenario(options: Options, scenario: Scenario, commit: str) -> Run:
         truth = emulator.ground_truth()
         rates = dict(scenario.rates) or _unthrottled()
         if org:
-            minimum, limit = org_limit(truth, rates, median)
-            ideal = None
+            minima = account_minima(truth)
+            minimum, limit = org_limit(minima, rates, median)
         else:
-            minimum = minimum_calls(truth)
+            minima = [minimum_calls(truth)]
+            minimum = minima[0]
             limit = fastest(minimum, rates, median)
-            ideal = (
-                ideal_schedule(minimum, rates, median, 0.5)
-                if scenario.latency.startswith("lognormal")
-                else None
-            )
+        ideal = (
+            ideal_schedule(minima, rates, median, 0.5)
+            if scenario.latency.startswith("lognormal")
+            else None
+        )
         _say(f"bench: {scenario.name}: served at {emulator.endpoint}; T_min {limit.t_min:.1f} s")
         order = list(dict.fromkeys(record["principal_arn"] for record in truth))
         for tool in tools:

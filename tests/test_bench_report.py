@@ -2,10 +2,23 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from bench import report, results
-from bench.limit import ENTITIES, GENERATE, GET, WIDEST, fastest, forced, minimum_calls
+from bench.limit import (
+    ENTITIES,
+    GENERATE,
+    GET,
+    WIDEST,
+    Minimum,
+    account_minima,
+    fastest,
+    forced,
+    ideal_schedule,
+    minimum_calls,
+    org_limit,
+)
 from bench.results import Machine, Parameters, Run, ToolResult
 from bench.score import score
 
@@ -118,3 +131,48 @@ def test_forced_pages_and_random_refusals_raise_the_minimum() -> None:
     harder = forced(minimum, {GET: 4}, 0.5)
     assert harder.calls[GET] == (minimum.jobs + 4) * 2
     assert harder.calls[GENERATE] == minimum.calls[GENERATE] * 2
+
+
+def _jobs(count: int) -> Minimum:
+    calls = {GENERATE: count, GET: count, ENTITIES: 0} | {op: 1 for op in list(RATES)[3:]}
+    return Minimum(calls, {"role": count}, count, 0, 0, 0)
+
+
+def test_the_ideal_scheduler_waits_for_the_slowest_account() -> None:
+    """Accounts run side by side on their own buckets, and a run ends with its slowest account:
+    twenty accounts finish later than one of them, though each alone needs the same time."""
+    one = ideal_schedule([_jobs(200)], RATES, 2.0, 0.5)
+    twenty = ideal_schedule([_jobs(200)] * 20, RATES, 2.0, 0.5)
+    # The rates alone: 180 Generate calls past the burst at 20/s, then a job's latency.
+    assert (200 - 20) / 20 + 2.0 < one < twenty
+    # Not the sum: the accounts' buckets are their own.
+    assert twenty < 2 * one
+    # Without latency spread the slowest account is any account.
+    assert ideal_schedule([_jobs(200)] * 20, RATES, 2.0, 0.0) == ideal_schedule(
+        [_jobs(200)], RATES, 2.0, 0.0
+    )
+
+
+def test_an_organisation_is_limited_by_its_slowest_account() -> None:
+    """Minima are counted per account; T_min is the largest account's, calls are summed."""
+    other = [dict(record, account_id="210987654321") for record in TRUTH]
+    extra = dict(other[2], principal_arn="arn:aws:iam::210987654321:role/r", principal_type="role")
+    minima = account_minima([*TRUTH, *other, extra])
+    assert sorted(m.jobs for m in minima) == [1, 2]
+    total, limit = org_limit(minima, RATES, 2.0)
+    assert total.jobs == 3
+    assert total.calls[GENERATE] == 3
+    assert limit == max((fastest(m, RATES, 2.0) for m in minima), key=lambda limit: limit.t_min)
+
+
+def test_the_ideal_is_rendered_beside_t_min(tmp_path: Path) -> None:
+    """A run with a simulated ideal gets its row: T_min / ideal bounds any scheduler."""
+    run = replace(_run(), ideal=8.0)
+    report.write(tmp_path, {run.key: run})
+    text = (tmp_path / "results.md").read_text(encoding="utf-8")
+    t_min = run.limit.t_min
+    assert (
+        f"| default-1 | **collector (ours)** | {t_min:.1f} | 8.0 | {t_min / 8:.2f} | 4.0 | 2.00 |"
+        in text
+    )
+    assert "| default-1 |" not in report.render({run.key: _run()})  # no ideal, no row

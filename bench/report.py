@@ -104,6 +104,9 @@ def _tools(run: Run) -> list[str]:
         "rows/s | completeness | efficiency |",
         "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|--:|",
     ]
+    # Efficiency is judged only under rate limits, and only for a tool that reported every
+    # principal (suite._judged): say which of the two left a row without one.
+    unjudged = "n/a: principals missing" if run.parameters.rates else "n/a: no rate limits"
     for r in run.tools:
         full = f"{r.full_time:.1f}" + (" (extrapolated)" if r.subset else "")
         failed = "" if r.returncode == 0 else f" (exit {r.returncode})"
@@ -113,7 +116,7 @@ def _tools(run: Run) -> list[str]:
             f"{full} | {_ops(r.calls)} | {_n(r.service_pages)} | "
             f"{_n(sum(r.throttled.values()))} | {refusals} | {r.cpu:.1f} | "
             f"{_n(r.rows_per_second)} | {_completeness(r)} | "
-            f"{_f(r.efficiency) or 'n/a: principals missing'} |"
+            f"{_f(r.efficiency) or unjudged} |"
         )
     return lines
 

@@ -176,3 +176,16 @@ def test_the_ideal_is_rendered_beside_t_min(tmp_path: Path) -> None:
         in text
     )
     assert "| default-1 |" not in report.render({run.key: _run()})  # no ideal, no row
+
+
+def test_an_unthrottled_run_says_why_it_has_no_efficiency() -> None:
+    """The cpu scenario has no rate limits, so no T_min: not a tool that missed principals."""
+    base = _run()
+    unthrottled = replace(
+        base,
+        parameters=replace(base.parameters, rates={}),
+        tools=(replace(base.tools[0], efficiency=None),),
+    )
+    assert "| n/a: no rate limits |" in report.render({unthrottled.key: unthrottled})
+    missing = replace(base, tools=(replace(base.tools[0], efficiency=None),))
+    assert "| n/a: principals missing |" in report.render({missing.key: missing})

@@ -286,7 +286,7 @@ def _targets(runs: Mapping[str, Run]) -> list[str]:
 def _ideals(runs: Sequence[Run]) -> list[str]:
     """T_min beside the simulated perfect scheduler: how much of a gap no scheduler can close."""
     rows = [
-        (run, r)
+        (run, run.ideal, r)
         for run in runs
         if run.ideal is not None
         for r in run.tools
@@ -304,11 +304,10 @@ def _ideals(runs: Sequence[Run]) -> list[str]:
         "(T_min / ideal) | T (s) | ideal / T |",
         "|---|---|--:|--:|--:|--:|--:|",
     ]
-    for run, r in rows:
-        assert run.ideal is not None
+    for run, ideal, r in rows:
         lines.append(
-            f"| {run.key} | {r.label} | {run.limit.t_min:.1f} | {run.ideal:.1f} | "
-            f"{run.limit.t_min / run.ideal:.2f} | {r.wall:.1f} | {run.ideal / r.wall:.2f} |"
+            f"| {run.key} | {r.label} | {run.limit.t_min:.1f} | {ideal:.1f} | "
+            f"{run.limit.t_min / ideal:.2f} | {r.wall:.1f} | {ideal / r.wall:.2f} |"
         )
     return [*lines, ""]
 

@@ -32,7 +32,7 @@ class PrincipalQueue:
         self._receivers = 0
         self._changed = anyio.Event()
 
-    def notify(self) -> None:
+    def _notify(self) -> None:
         """Wake every waiter to recheck: a handful of tasks, so no finer wake-up is needed."""
         self._changed.set()
         self._changed = anyio.Event()
@@ -49,11 +49,11 @@ class PrincipalQueue:
 
     def sender_closed(self) -> None:
         self._senders -= 1
-        self.notify()
+        self._notify()
 
     def receiver_closed(self) -> None:
         self._receivers -= 1
-        self.notify()
+        self._notify()
 
     async def put(self, principal: Principal) -> None:
         lane = self._lanes[0 if principal.type in self._first else 1]
@@ -62,14 +62,14 @@ class PrincipalQueue:
         if not self._receivers:
             raise anyio.BrokenResourceError
         lane.append(principal)
-        self.notify()
+        self._notify()
 
     async def take(self) -> Principal:
         while True:
             for lane in self._lanes:
                 if lane:
                     principal = lane.popleft()
-                    self.notify()
+                    self._notify()
                     return principal
             if not self._senders:
                 raise anyio.EndOfStream

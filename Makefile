@@ -34,6 +34,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check collector tests $(wildcard bench)
 	$(BIN)/ruff format --check collector tests $(wildcard bench)
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 demo: $(STAMP)
 	$(BIN)/collector demo

@@ -18,9 +18,8 @@ import anyio
 import structlog
 
 from collector import __version__
-from collector.account import sweep_account
-from collector.aws import CallStats
-from collector.config import Rates, Settings, load_settings
+from collector.config.loading import load_settings
+from collector.config.settings import Rates, Settings
 from collector.errors import (
     CollectorError,
     ConfigError,
@@ -30,13 +29,15 @@ from collector.errors import (
     OutputLockedError,
 )
 from collector.logs import configure_logging
-from collector.manifest import add_manifest_parser, run_manifest
-from collector.models import Counters
-from collector.organization import OrgProgress, OrgResult, OrgSweep, check_org_settings
+from collector.models import CallStats, Counters, OrgProgress
+from collector.org.merge import add_manifest_parser, run_manifest
+from collector.org.shard import Shard, resolve_run_id, resolve_shard
+from collector.org.sweep import OrgResult, OrgSweep, check_org_settings
 from collector.progress import org_snapshot, show_progress, sweep_snapshot
 from collector.report import add_report_parser, run_report
-from collector.shard import Shard, resolve_run_id, resolve_shard
-from collector.sweep import Shutdown, SweepResult
+from collector.sweep.account import sweep_account
+from collector.sweep.pipeline import SweepResult
+from collector.sweep.shutdown import Shutdown
 
 EXIT_OK = 0
 EXIT_PARTIAL = 1

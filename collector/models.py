@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -213,3 +214,21 @@ class Counters:
     principals_done: int = 0
     jobs_in_flight: int = 0
     errors: int = 0
+
+
+@dataclass
+class CallStats:
+    """Calls sent and throttled per operation, for the run line and the progress display."""
+
+    calls: Counter[str] = field(default_factory=Counter)
+    throttled: Counter[str] = field(default_factory=Counter)
+
+
+@dataclass
+class OrgProgress:
+    """Live counts of the whole run, for one progress line over every account."""
+
+    accounts: int = 0
+    done: int = 0
+    in_flight: int = 0
+    sweeps: list[tuple[Counters, CallStats]] = field(default_factory=list)

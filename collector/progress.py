@@ -9,9 +9,7 @@ from typing import TextIO
 
 import anyio
 
-from collector.aws import CallStats
-from collector.models import Counters
-from collector.organization import OrgProgress
+from collector.models import CallStats, Counters, OrgProgress
 
 _CLEAR = "\r\x1b[2K"  # carriage return, then erase the whole line
 

@@ -8,11 +8,11 @@ from typing import TYPE_CHECKING, Any, cast
 
 from botocore.exceptions import ClientError
 
-from collector.aws import Caller, CallStats, IamApi
-from collector.config import DiscoverySettings, Rates, RetrySettings
-from collector.environment import StageEnv
-from collector.models import Counters, EntitiesMode, Granularity, RunContext
-from collector.sweep import make_buckets
+from collector.aws.iam import Caller, IamApi
+from collector.config.settings import DiscoverySettings, Rates, RetrySettings
+from collector.models import CallStats, Counters, EntitiesMode, Granularity, RunContext
+from collector.sweep.env import StageEnv
+from collector.sweep.pipeline import make_buckets
 
 if TYPE_CHECKING:
     from types_aiobotocore_iam import IAMClient

@@ -12,9 +12,10 @@ from typing import Any
 
 import anyio
 
-from collector.account import sweep_account
-from collector.settings import PollSettings, Rates, RetrySettings, Settings
-from collector.sweep import Shutdown, SweepResult
+from collector.config.settings import PollSettings, Rates, RetrySettings, Settings
+from collector.sweep.account import sweep_account
+from collector.sweep.pipeline import SweepResult
+from collector.sweep.shutdown import Shutdown
 
 # Fields that differ between runs (ids, job timing, our own error wording).
 VOLATILE = ("run_id", "job_id", "job_created", "job_completed", "message")

@@ -10,16 +10,16 @@ import anyio
 import pytest
 from moto.organizations.models import organizations_backends
 
-from collector.accounts import (
+from collector.errors import ConfigError, OrganizationError
+from collector.org.listing import (
     Account,
     AccountSelection,
     list_accounts,
     parse_account_list,
     read_account_file,
 )
-from collector.errors import ConfigError, OrganizationError
-from collector.manifest import AccountEntry, Manifest, merge, unswept_entry, write_manifest
-from collector.shard import Shard
+from collector.org.manifest import AccountEntry, Manifest, merge, unswept_entry, write_manifest
+from collector.org.shard import Shard
 from tests.moto_org import MANAGEMENT, MotoOrg, add_user, allow, build_org, moto_server
 
 

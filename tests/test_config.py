@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from collector.config import DiscoverySettings, Rates, Settings, load_settings
+from collector.config.loading import load_settings
+from collector.config.settings import DiscoverySettings, Rates, Settings
 from collector.errors import ConfigError
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "config.example.yaml"

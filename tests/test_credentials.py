@@ -11,14 +11,14 @@ import anyio
 import pytest
 from aiobotocore.session import AioSession
 
-from collector.credentials import (
+from collector.errors import AssumeRoleError, ConfigError
+from collector.org.credentials import (
     AssumeRoleSettings,
     account_session,
     caller_account,
     session_name,
     sts_client,
 )
-from collector.errors import AssumeRoleError, ConfigError
 from tests.moto_org import AUDIT_ROLE, MANAGEMENT, MotoOrg, add_user, allow, build_org, moto_server
 
 if TYPE_CHECKING:

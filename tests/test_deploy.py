@@ -22,9 +22,9 @@ from botocore.model import ListShape, Shape, StructureShape
 from botocore.validate import ParamValidator
 
 from collector.cli import _overrides, build_parser
-from collector.config import load_settings
-from collector.organization import check_org_settings
-from collector.shard import resolve_shard
+from collector.config.loading import load_settings
+from collector.org.shard import resolve_shard
+from collector.org.sweep import check_org_settings
 
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
 # The oldest Kubernetes with everything used here GA (backoffLimitPerIndex: 1.33), and the newest.

@@ -18,10 +18,8 @@ from botocore.exceptions import ClientError
 from botocore.model import ShapeResolver
 from botocore.parsers import ResponseParserError
 
-from collector.clients import client_config
-from collector.emulator import Emulator, EmulatorOptions, Faults, running_emulator
-from collector.emulator.serving import serving
-from collector.fastpath import (
+from collector.aws.clients import client_config
+from collector.aws.fastpath import (
     CONTENT_TYPE,
     REPORT_METHODS,
     FormSigner,
@@ -30,7 +28,9 @@ from collector.fastpath import (
     element_reader,
     use_fast_report_calls,
 )
-from collector.tuning import tune_iam_client
+from collector.aws.tuning import tune_iam_client
+from collector.emulator import Emulator, EmulatorOptions, Faults, running_emulator
+from collector.emulator.serving import serving
 
 GENERATED = (
     b'<GenerateServiceLastAccessedDetailsResponse xmlns="https://iam.amazonaws.com/doc/2010-05-08/">'

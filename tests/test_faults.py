@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from collector.config import PollSettings
+from collector.config.settings import PollSettings
 from collector.emulator import EmulatorOptions, Faults, running_emulator
 from tests.sweeping import assert_matches_truth, fast_settings, read_lines, sweep
 

@@ -6,7 +6,7 @@ import ssl
 
 from botocore.httpsession import DEFAULT_CA_BUNDLE
 
-from collector.http import BoundedHttpSession
+from collector.aws.http import BoundedHttpSession
 
 
 def test_clients_with_the_same_verify_setting_share_one_tls_context() -> None:

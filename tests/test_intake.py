@@ -5,9 +5,9 @@ from __future__ import annotations
 import anyio
 import pytest
 
-from collector.fetch import ENTITY_REPORTS
-from collector.intake import PrincipalQueue
 from collector.models import Principal, PrincipalType
+from collector.sweep.fetch import ENTITY_REPORTS
+from collector.sweep.intake import PrincipalQueue
 
 
 def principal(kind: PrincipalType, index: int) -> Principal:

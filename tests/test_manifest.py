@@ -13,20 +13,19 @@ from typing import Any
 
 import pytest
 
-from collector.accounts import Account
 from collector.errors import ConfigError, ManifestError, OutputError
-from collector.manifest import (
+from collector.org.listing import Account
+from collector.org.manifest import (
     AccountEntry,
     AccountError,
     Manifest,
-    add_manifest_parser,
     merge,
     read_manifest,
-    run_manifest,
     unswept_entry,
     write_manifest,
 )
-from collector.shard import Shard
+from collector.org.merge import add_manifest_parser, run_manifest
+from collector.org.shard import Shard
 
 RUN = "2026-11-23"
 START = datetime(2026, 11, 23, 2, 0, 0, tzinfo=UTC)

@@ -14,18 +14,17 @@ import anyio
 import pytest
 from aiobotocore.session import AioSession
 
-from collector.aws import CallStats
-from collector.clients import client_config
+from collector.aws.clients import client_config
+from collector.config.settings import PollSettings, RetrySettings
 from collector.emulator import Faults
 from collector.emulator.organization import OrgOptions
 from collector.emulator.orgserver import Organization, running_organization
-from collector.manifest import Manifest, OrgAccessEntry, merge, read_manifest, write_manifest
-from collector.models import Record
-from collector.orgaccess import GENERATE_ORG, ORG_ACCESS_FIELDS, OrgAccessReport, org_targets
-from collector.orgaccessrun import write_org_access
-from collector.settings import PollSettings, RetrySettings
-from collector.shard import Shard
-from collector.sweep import Shutdown
+from collector.models import CallStats, Record
+from collector.org.access import GENERATE_ORG, ORG_ACCESS_FIELDS, OrgAccessReport, org_targets
+from collector.org.accessrun import write_org_access
+from collector.org.manifest import Manifest, OrgAccessEntry, merge, read_manifest, write_manifest
+from collector.org.shard import Shard
+from collector.sweep.shutdown import Shutdown
 from tests.emulator.orgclients import client
 from tests.reporting import json_rows, report
 from tests.sweeping import fast_settings, read_lines

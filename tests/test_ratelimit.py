@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from collector.ratelimit import TokenBucket
+from collector.aws.ratelimit import TokenBucket
 
 
 class FakeClock:

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from collector.errors import ConfigError
-from collector.shard import Shard, parse_shard, resolve_run_id, resolve_shard, shard_of
+from collector.org.shard import Shard, parse_shard, resolve_run_id, resolve_shard, shard_of
 
 IDS = [f"{n:012d}" for n in random.Random(42).sample(range(10**12), 3000)]
 

@@ -19,11 +19,11 @@ import anyio
 import pytest
 
 from collector.errors import OutputError
-from collector.filewriter import FileWriter
 from collector.models import RECORD_FIELDS, Record
-from collector.output import OutputTemplate
-from collector.resume import ResumeState, kept_lines, scan
-from collector.sink import Sink, StdoutWriter, serialize
+from collector.output.files import FileWriter
+from collector.output.resume import ResumeState, kept_lines, scan
+from collector.output.sink import Sink, StdoutWriter, serialize
+from collector.template import OutputTemplate
 
 ACCOUNT = "123456789012"
 RUN = "run-1"
@@ -214,7 +214,7 @@ def test_stdout_sink_writes_lines_without_files(tmp_path: Path) -> None:
     script = textwrap.dedent(
         """
         import anyio, sys
-        from collector.sink import Sink, StdoutWriter
+        from collector.output.sink import Sink, StdoutWriter
         sink = Sink(StdoutWriter())
         async def main():
             send, receive = anyio.create_memory_object_stream(4)
@@ -419,8 +419,8 @@ def test_unwritable_output_path_is_an_output_error(tmp_path: Path) -> None:
 DISK_FULL = """
 import os, resource, signal, sys, anyio
 from collector.errors import OutputError
-from collector.filewriter import FileWriter
-from collector.sink import Sink
+from collector.output.files import FileWriter
+from collector.output.sink import Sink
 
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # get EFBIG instead of being killed
 resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, 64 * 1024))

@@ -8,12 +8,12 @@ from typing import TYPE_CHECKING, Any, cast
 import anyio
 import pytest
 
-from collector import discover, fetch, jobs
-from collector.config import DiscoverySettings, PollSettings
+from collector.aws.idletokens import IdleTokens
+from collector.aws.ratelimit import TokenBucket
+from collector.config.settings import DiscoverySettings, PollSettings
 from collector.errors import RetriesExhaustedError
-from collector.idletokens import IdleTokens
 from collector.models import CompletedJob, Counters, PendingJob, Principal
-from collector.ratelimit import TokenBucket
+from collector.sweep import discover, fetch, jobs
 from tests.fakes import FakeIam, client_error, fake_api, stage_env
 
 if TYPE_CHECKING:

@@ -13,9 +13,9 @@ import pytest
 from aiobotocore.session import AioSession
 from botocore.utils import parse_timestamp as botocore_timestamp
 
+from collector.aws.tuning import parse_timestamp, tune_iam_client
 from collector.emulator import Emulator, EmulatorOptions, Faults, running_emulator
 from collector.models import iso
-from collector.tuning import parse_timestamp, tune_iam_client
 
 
 @pytest.fixture(scope="module")

@@ -7,9 +7,9 @@ from typing import Any
 
 from anyio.abc import ObjectSendStream
 
-from collector.environment import StageEnv
+from collector.config.settings import DiscoverySettings
 from collector.models import Principal, PrincipalType
-from collector.settings import DiscoverySettings
+from collector.sweep.env import StageEnv
 
 
 def wanted(settings: DiscoverySettings, name: str, arn: str) -> bool:

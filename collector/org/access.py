@@ -14,18 +14,18 @@ import structlog
 from anyio.streams.memory import MemoryObjectSendStream
 
 from collector import __version__
-from collector.accounts import pages
-from collector.aws import Caller, CallStats
+from collector.aws.iam import Caller
+from collector.aws.ratelimit import TokenBucket
+from collector.config.settings import Settings
 from collector.errors import (
     AccessDeniedError,
     AwsError,
     NoSuchEntityError,
 )
-from collector.manifest import AccountError, OrgAccessStatus
-from collector.models import SCHEMA, Record, iso
-from collector.ratelimit import TokenBucket
-from collector.settings import Settings
-from collector.sweep import Shutdown
+from collector.models import SCHEMA, CallStats, Record, iso
+from collector.org.listing import pages
+from collector.org.manifest import AccountError, OrgAccessStatus
+from collector.sweep.shutdown import Shutdown
 
 if TYPE_CHECKING:
     from types_aiobotocore_iam import IAMClient

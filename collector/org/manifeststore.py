@@ -11,11 +11,11 @@ import anyio
 import anyio.to_thread
 from aiobotocore.session import AioSession
 
-from collector.clients import s3_client
+from collector.aws.clients import s3_client
+from collector.config.settings import Settings
 from collector.errors import OutputError
-from collector.manifest import Manifest, merge
-from collector.s3writer import S3Target, s3_call, split
-from collector.settings import Settings
+from collector.org.manifest import Manifest, merge
+from collector.output.s3 import S3Target, s3_call, split
 
 if TYPE_CHECKING:
     from types_aiobotocore_s3 import S3Client

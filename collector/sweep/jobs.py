@@ -11,11 +11,11 @@ import anyio
 import structlog
 from anyio.abc import ObjectReceiveStream, ObjectSendStream
 
-from collector.environment import StageEnv
+from collector.aws.idletokens import IdleTokens
+from collector.config.settings import PollSettings
 from collector.errors import AwsError, NoSuchEntityError
-from collector.idletokens import IdleTokens
 from collector.models import CompletedJob, PendingJob, Principal, Record, error_record
-from collector.settings import PollSettings
+from collector.sweep.env import StageEnv
 
 log = structlog.get_logger()
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from collector.aws import IamApi
+from collector.aws.iam import IamApi
+from collector.config.settings import DiscoverySettings
 from collector.models import Counters, EntitiesMode, Granularity, RunContext
-from collector.settings import DiscoverySettings
 
 
 @dataclass(frozen=True)

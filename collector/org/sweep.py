@@ -6,7 +6,7 @@ import gzip
 import json
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -18,15 +18,15 @@ import structlog
 from aiobotocore.session import AioSession
 from anyio.streams.memory import MemoryObjectReceiveStream
 
-from collector.account import sweep_account
-from collector.accounts import Account, AccountListing, AccountSelection, list_accounts
-from collector.accounts import read_account_file as read_ids
-from collector.aws import CallStats
-from collector.clients import caller_session, client_config, s3_client
-from collector.credentials import AssumeRoleSettings, account_session, caller_account
+from collector.aws.clients import caller_session, client_config, s3_client
+from collector.config.settings import Settings
 from collector.errors import AssumeRoleError, CollectorError, ConfigError
-from collector.jobs import JobLatencies
-from collector.manifest import (
+from collector.models import CallStats, Counters, OrgProgress
+from collector.org.accessrun import finished_report, output_location, write_org_access
+from collector.org.credentials import AssumeRoleSettings, account_session, caller_account
+from collector.org.listing import Account, AccountListing, AccountSelection, list_accounts
+from collector.org.listing import read_account_file as read_ids
+from collector.org.manifest import (
     AccountEntry,
     AccountError,
     Manifest,
@@ -34,28 +34,18 @@ from collector.manifest import (
     unswept_entry,
     write_manifest,
 )
-from collector.models import Counters
-from collector.orgaccessrun import finished_report, output_location, write_org_access
-from collector.output import OutputTemplate
-from collector.s3writer import S3Target, s3_call, split
-from collector.settings import Settings
-from collector.shard import Shard
-from collector.sweep import Shutdown, start_pool
+from collector.org.shard import Shard
+from collector.output.s3 import S3Target, s3_call, split
+from collector.sweep.account import sweep_account
+from collector.sweep.jobs import JobLatencies
+from collector.sweep.pools import start_pool
+from collector.sweep.shutdown import Shutdown
+from collector.template import OutputTemplate
 
 log = structlog.get_logger()
 
 # Outcomes after which the run's exit code says "not everything is there" (1).
 INCOMPLETE = frozenset({"partial", "interrupted", "failed", "assume_role_denied"})
-
-
-@dataclass
-class OrgProgress:
-    """Live counts of the whole run, for one progress line over every account."""
-
-    accounts: int = 0
-    done: int = 0
-    in_flight: int = 0
-    sweeps: list[tuple[Counters, CallStats]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

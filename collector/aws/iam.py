@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -20,6 +20,9 @@ from botocore.exceptions import (
 )
 from botocore.parsers import ResponseParserError
 
+from collector.aws.http import ResponseTooLargeError
+from collector.aws.ratelimit import TokenBucket
+from collector.config.settings import RetrySettings
 from collector.errors import (
     AccessDeniedError,
     AwsError,
@@ -28,10 +31,7 @@ from collector.errors import (
     NoSuchEntityError,
     RetriesExhaustedError,
 )
-from collector.http import ResponseTooLargeError
-from collector.models import Granularity, Principal, PrincipalType
-from collector.ratelimit import TokenBucket
-from collector.settings import RetrySettings
+from collector.models import CallStats, Granularity, Principal, PrincipalType
 
 if TYPE_CHECKING:
     from types_aiobotocore_iam import IAMClient
@@ -69,14 +69,6 @@ NO_CREDENTIALS = (
 Sleep = Callable[[float], Awaitable[None]]
 T = TypeVar("T")
 Page = TypeVar("Page", bound=Mapping[str, Any])
-
-
-@dataclass
-class CallStats:
-    """Calls sent and throttled per operation, for the run line and the progress display."""
-
-    calls: Counter[str] = field(default_factory=Counter)
-    throttled: Counter[str] = field(default_factory=Counter)
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import anyio
 
-from collector.ratelimit import TokenBucket
+from collector.aws.ratelimit import TokenBucket
 
 
 @dataclass(order=True)

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 from pydantic import AfterValidator, BeforeValidator, Field, FiniteFloat
 
 from collector.models import PRINCIPAL_TYPES, EntitiesMode, Granularity, PrincipalType
-from collector.output import OutputTemplate
+from collector.template import OutputTemplate
 
 LogLevel = Literal["debug", "info", "warning", "error"]
 

@@ -18,8 +18,8 @@ from botocore.model import OperationModel, Shape
 from botocore.parsers import QueryParser
 from botocore.utils import percent_encode_sequence
 
-from collector.aws import GENERATE, GET, GET_WITH_ENTITIES
-from collector.tuning import parse_timestamp
+from collector.aws.iam import GENERATE, GET, GET_WITH_ENTITIES
+from collector.aws.tuning import parse_timestamp
 
 if TYPE_CHECKING:
     from botocore.compat import HTTPHeaders

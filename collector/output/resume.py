@@ -14,7 +14,7 @@ from typing import BinaryIO
 
 from collector.errors import ConfigError
 from collector.models import RECORD_FIELDS, SCHEMA, Record
-from collector.output import PART_SUFFIX
+from collector.template import PART_SUFFIX
 
 # Record kinds a resumed file keeps for completed principals; errors and the run line are redone.
 KEPT_KINDS = frozenset({"service", "entity", "principal"})

@@ -14,9 +14,9 @@ from typing import BinaryIO
 import anyio.to_thread
 
 from collector.errors import ConfigError, OutputError
-from collector.lock import OutputLock
-from collector.output import part_path
-from collector.sink import output_error
+from collector.output.lock import OutputLock
+from collector.output.sink import output_error
+from collector.template import part_path
 
 _BUFFER = 1 << 20
 # How often written lines are pushed from our buffers (and gzip's) into the file: a process

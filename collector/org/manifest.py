@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import secrets
-import sys
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import suppress
@@ -15,9 +13,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, cast, get_args
 
-from collector.accounts import Account
 from collector.errors import ConfigError, ManifestError, OutputError
-from collector.shard import Shard
+from collector.org.listing import Account
+from collector.org.shard import Shard
 
 MANIFEST_SCHEMA = 1
 Outcome = Literal[
@@ -342,57 +340,3 @@ def merge(paths: Sequence[Path], output: Path, expect_shards: int | None = None)
     )
     write_manifest(merged, output)
     return merged
-
-
-def _positive(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a positive integer")
-    return int(text)
-
-
-def add_manifest_parser(commands: Any) -> None:
-    """`collector manifest merge SHARD_MANIFEST... --output FILE [--expect-shards N]`."""
-    manifest = commands.add_parser("manifest", help="combine and check org manifests")
-    actions = manifest.add_subparsers(dest="manifest_command", required=True)
-    merge_parser = actions.add_parser(
-        "merge",
-        help="combine the shard manifests of one run into the org manifest",
-        description="Exit 0: merged and written; 1: shards or accounts missing or doubled "
-        "(nothing written); 2: usage, or a manifest unreadable; 4: output not writable.",
-    )
-    merge_parser.add_argument("shard_manifests", nargs="+", metavar="SHARD_MANIFEST")
-    merge_parser.add_argument("--output", "-o", required=True, metavar="FILE")
-    merge_parser.add_argument("--endpoint-url", help="S3 (and STS) endpoint, for s3:// paths")
-    merge_parser.add_argument("--s3-bucket-owner", metavar="ACCOUNT_ID")
-    merge_parser.add_argument(
-        "--expect-shards", type=_positive, metavar="N", help="fail unless the run had N shards"
-    )
-
-
-def run_manifest(args: argparse.Namespace) -> int:
-    """Run a `manifest` subcommand; errors become one line on stderr and an exit code."""
-    try:
-        if any(str(p).startswith("s3://") for p in [*args.shard_manifests, args.output]):
-            from collector.manifeststore import merge_via_s3
-
-            merged = merge_via_s3(args)
-        else:
-            merged = merge(
-                [Path(p) for p in args.shard_manifests], Path(args.output), args.expect_shards
-            )
-    except ManifestError as error:
-        print(f"collector: error: incomplete run: {error}", file=sys.stderr)
-        return 1
-    except ConfigError as error:
-        print(f"collector: error: {error}", file=sys.stderr)
-        return 2
-    except OutputError as error:
-        print(f"collector: error: {error}", file=sys.stderr)
-        return 4
-    outcomes = ", ".join(f"{n} {outcome}" for outcome, n in sorted(merged.outcomes().items()))
-    print(
-        f"collector: merged {merged.merged_shards} shard manifests of run {merged.run_id}: "
-        f"{len(merged.accounts)} accounts ({outcomes}) -> {args.output}",
-        file=sys.stderr,
-    )
-    return 0

@@ -24,8 +24,8 @@ from botocore.exceptions import (
 )
 
 from collector import __version__
+from collector.aws.http import BoundedHttpSession
 from collector.errors import AssumeRoleError, ConfigError, CredentialsError
-from collector.http import BoundedHttpSession
 
 if TYPE_CHECKING:
     from types_aiobotocore_sts import STSClient

@@ -12,12 +12,12 @@ from aiobotocore.session import AioSession
 from botocore.exceptions import BotoCoreError, ProfileNotFound
 
 from collector import __version__
-from collector.aws import NO_CREDENTIALS
+from collector.aws.fastpath import use_fast_report_calls
+from collector.aws.http import BoundedHttpSession
+from collector.aws.iam import NO_CREDENTIALS
+from collector.aws.tuning import tune_iam_client
+from collector.config.settings import Settings
 from collector.errors import CredentialsError
-from collector.fastpath import use_fast_report_calls
-from collector.http import BoundedHttpSession
-from collector.settings import Settings
-from collector.tuning import tune_iam_client
 
 if TYPE_CHECKING:
     from types_aiobotocore_iam import IAMClient

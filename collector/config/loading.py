@@ -15,9 +15,7 @@ import yaml
 from pydantic import TypeAdapter, ValidationError
 from pydantic_core import ErrorDetails
 
-from collector.errors import ConfigError
-from collector.output import STDOUT
-from collector.settings import (
+from collector.config.settings import (
     SECTIONS,
     DiscoverySettings,
     LogLevel,
@@ -27,6 +25,8 @@ from collector.settings import (
     Settings,
     check_glob,
 )
+from collector.errors import ConfigError
+from collector.template import STDOUT
 
 __all__ = [
     "DiscoverySettings",

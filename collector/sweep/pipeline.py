@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
@@ -11,25 +10,18 @@ from typing import Any, Literal
 
 import anyio
 import structlog
-from anyio.abc import ObjectSendStream, TaskGroup
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+from anyio.abc import ObjectSendStream
+from anyio.streams.memory import MemoryObjectSendStream
 
-from collector import __version__, discover, fetch, jobs
-from collector.aws import (
-    GENERATE,
-    GET,
-    GET_WITH_ENTITIES,
-    LIST_OPERATIONS,
-    Caller,
-    CallStats,
-    IamApi,
-)
-from collector.environment import StageEnv
+from collector import __version__
+from collector.aws.iam import GENERATE, GET, GET_WITH_ENTITIES, LIST_OPERATIONS, Caller, IamApi
+from collector.aws.idletokens import IdleTokens
+from collector.aws.ratelimit import TokenBucket
+from collector.config.settings import Rates, Settings
 from collector.errors import AccessDeniedError, AwsError, CredentialsError
-from collector.idletokens import IdleTokens
-from collector.intake import PrincipalQueue, PrincipalReceiver
 from collector.models import (
     SCHEMA,
+    CallStats,
     CompletedJob,
     Counters,
     EntityWork,
@@ -40,16 +32,17 @@ from collector.models import (
     RunContext,
     iso,
 )
-from collector.ratelimit import TokenBucket
-from collector.settings import Rates, Settings
-from collector.sink import Sink
+from collector.output.sink import Sink
+from collector.sweep import discover, fetch, jobs
+from collector.sweep.env import StageEnv
+from collector.sweep.intake import PrincipalQueue
+from collector.sweep.pools import start_pool
 
 log = structlog.get_logger()
 
 Status = Literal["complete", "partial", "interrupted"]
 ENTITY_BACKLOG = 4096  # reports queued for entity pages; each is a few hundred bytes
 PRINCIPAL_BACKLOG = 256  # listed principals waiting for a generate worker, per lane
-Stream = MemoryObjectSendStream[Any] | MemoryObjectReceiveStream[Any] | PrincipalReceiver
 
 
 @dataclass(frozen=True)
@@ -78,21 +71,6 @@ def make_buckets(rates: Rates) -> dict[str, TokenBucket]:
         op: TokenBucket(rate, minimum=rates.minimum, initial=int(rate))
         for op, rate in ceilings.items()
     }
-
-
-def start_pool(
-    group: TaskGroup,
-    name: str,
-    size: int,
-    worker: Callable[..., Coroutine[Any, Any, None]],
-    *streams: Stream,
-) -> None:
-    """`size` workers, each owning a clone of every stream; the originals close here, so each
-    stream ends for its readers when the last worker holding it is done."""
-    for index in range(size):
-        group.start_soon(worker, *(stream.clone() for stream in streams), name=f"{name}-{index}")
-    for stream in streams:
-        stream.close()
 
 
 class AccountSweep:
@@ -255,30 +233,3 @@ class AccountSweep:
             "entities": self.settings.entities,
             "collector_version": __version__,
         }
-
-
-class Shutdown:
-    """A stop request, passed to every sweep running now and to each one started after it."""
-
-    def __init__(self, grace: float) -> None:
-        self.grace = grace
-        self.requested = False
-        self._sweeps: set[AccountSweep] = set()
-
-    def request(self) -> bool:
-        """Stop every running sweep gracefully; False when none is running yet (start-up)."""
-        self.requested = True
-        for sweep in list(self._sweeps):
-            sweep.stop(self.grace)
-        return bool(self._sweeps)
-
-    @contextmanager
-    def watching(self, sweep: AccountSweep) -> Iterator[AccountSweep]:
-        """Register `sweep` for as long as it runs; stop it at once if a stop came first."""
-        if self.requested:
-            sweep.stop(self.grace)
-        self._sweeps.add(sweep)
-        try:
-            yield sweep
-        finally:
-            self._sweeps.discard(sweep)

@@ -17,7 +17,7 @@ import structlog
 from botocore.exceptions import BotoCoreError, ClientError
 
 from collector.errors import OutputError
-from collector.output import PART_SUFFIX, OutputTemplate
+from collector.template import PART_SUFFIX, OutputTemplate
 
 if TYPE_CHECKING:
     from types_aiobotocore_s3 import S3Client

@@ -15,17 +15,16 @@ import structlog
 from aiobotocore.session import AioSession
 from anyio.streams.memory import MemoryObjectSendStream
 
-from collector.aws import CallStats
-from collector.clients import client_config, s3_client
+from collector.aws.clients import client_config, s3_client
+from collector.config.settings import Settings
 from collector.errors import CollectorError, OutputError
-from collector.filewriter import FileWriter
-from collector.manifest import AccountError, OrgAccessEntry, OrgAccessStatus
-from collector.models import Record, iso
-from collector.orgaccess import OrgAccessReport, org_targets
-from collector.s3writer import S3Target, S3Writer
-from collector.settings import Settings
-from collector.sink import Sink, Writer
-from collector.sweep import Shutdown
+from collector.models import CallStats, Record, iso
+from collector.org.access import OrgAccessReport, org_targets
+from collector.org.manifest import AccountError, OrgAccessEntry, OrgAccessStatus
+from collector.output.files import FileWriter
+from collector.output.s3 import S3Target, S3Writer
+from collector.output.sink import Sink, Writer
+from collector.sweep.shutdown import Shutdown
 
 if TYPE_CHECKING:
     from types_aiobotocore_organizations import OrganizationsClient

@@ -12,17 +12,18 @@ import anyio.to_thread
 import structlog
 from aiobotocore.session import AioSession
 
-from collector.aws import Caller, CallStats, caller_account
-from collector.clients import open_clients, s3_client
-from collector.filewriter import FileWriter, check_resumable
-from collector.jobs import JobLatencies
-from collector.models import Counters, RunContext, iso
-from collector.output import PART_SUFFIX, OutputTemplate
-from collector.resume import ResumeState, kept_lines, scan
-from collector.s3writer import S3Target, S3Writer, download, find_resumable
-from collector.settings import Settings
-from collector.sink import Sink, StdoutWriter, Writer
-from collector.sweep import AccountSweep, Shutdown, SweepResult
+from collector.aws.clients import open_clients, s3_client
+from collector.aws.iam import Caller, caller_account
+from collector.config.settings import Settings
+from collector.models import CallStats, Counters, RunContext, iso
+from collector.output.files import FileWriter, check_resumable
+from collector.output.resume import ResumeState, kept_lines, scan
+from collector.output.s3 import S3Target, S3Writer, download, find_resumable
+from collector.output.sink import Sink, StdoutWriter, Writer
+from collector.sweep.jobs import JobLatencies
+from collector.sweep.pipeline import AccountSweep, SweepResult
+from collector.sweep.shutdown import Shutdown
+from collector.template import PART_SUFFIX, OutputTemplate
 
 log = structlog.get_logger()
 

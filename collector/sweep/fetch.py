@@ -16,7 +16,6 @@ from anyio import WouldBlock
 from anyio.abc import ObjectReceiveStream, ObjectSendStream
 from anyio.streams.memory import MemoryObjectSendStream
 
-from collector.environment import StageEnv
 from collector.errors import AwsError
 from collector.models import (
     CompletedJob,
@@ -30,6 +29,7 @@ from collector.models import (
     principal_record,
     service_record,
 )
+from collector.sweep.env import StageEnv
 
 ENTITY_REPORTS: frozenset[PrincipalType] = frozenset({"group", "policy"})  # with entity pages
 

@@ -1,0 +1,1 @@
+"""The AWS boundary: clients, the IAM calls and their one retry policy, rate limits, HTTP."""

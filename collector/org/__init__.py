@@ -1,0 +1,1 @@
+"""Organisation sweeps: accounts, credentials per account, shards, the manifest, access report."""

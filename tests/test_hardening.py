@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from collector.emulator import Emulator, EmulatorOptions, Faults, running_emulator
-from tests.hostile import answering, endless, proxy, serving
-from tests.sweeping import assert_matches_truth, normalized, read_lines
-from tests.test_cli import COLLECTOR, FAST_ENV, cli, killed_on_failure, one_line_error
+from tests.support.cli import COLLECTOR, FAST_ENV, cli, killed_on_failure, one_line_error
+from tests.support.hostile import answering, endless, proxy, serving
+from tests.support.sweeping import assert_matches_truth, normalized, read_lines
 
 UNREACHABLE = "http://127.0.0.1:9"
 QUICK = {"COLLECTOR_RETRY_CALL_TIMEOUT": "2", "COLLECTOR_RETRY_BASE_DELAY": "0.05"}

@@ -15,7 +15,7 @@ import psutil
 import pytest
 
 from collector.emulator import Emulator, EmulatorOptions, Faults, running_emulator
-from tests.test_cli import COLLECTOR, FAST_ENV, killed_on_failure, wait_for_progress
+from tests.support.cli import COLLECTOR, FAST_ENV, killed_on_failure, wait_for_progress
 
 UNSHARE = ["unshare", "--pid", "--fork", "--mount-proc"]
 

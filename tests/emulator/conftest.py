@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from collector.emulator import Emulator, EmulatorOptions, running_emulator
-from tests.emulator.clients import EmulatorFactory
+from tests.support.emulator_clients import EmulatorFactory
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import pytest
 
 from collector.emulator import EmulatorOptions, running_emulator
 from collector.emulator.account import AWS_MANAGED_ATTACHED, layout
-from tests.emulator.clients import EmulatorFactory, boto3_client, of_kind
+from tests.support.emulator_clients import EmulatorFactory, boto3_client, of_kind
 
 TIMESTAMPS = {"last_authenticated", "tracked_actions"}
 

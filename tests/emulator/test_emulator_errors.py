@@ -8,7 +8,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from collector.emulator import Emulator
-from tests.emulator.clients import aio_client, boto3_client, raised
+from tests.support.emulator_clients import aio_client, boto3_client, raised
 
 UNKNOWN_JOB = "00000000-0000-4000-8000-000000000000"
 

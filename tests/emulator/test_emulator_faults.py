@@ -11,7 +11,13 @@ from botocore.exceptions import ClientError
 
 from collector.emulator import Faults
 from collector.emulator.faults import LogNormal, ThrottleBucket, Uniform
-from tests.emulator.clients import EmulatorFactory, aio_client, boto3_client, of_kind, raised
+from tests.support.emulator_clients import (
+    EmulatorFactory,
+    aio_client,
+    boto3_client,
+    of_kind,
+    raised,
+)
 
 
 def _code(call: Any, **params: Any) -> tuple[int, str, str]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collector.emulator import Faults
-from tests.emulator.clients import EmulatorFactory, boto3_client, raised
+from tests.support.emulator_clients import EmulatorFactory, boto3_client, raised
 
 
 def test_caller_identity_matches_access_denied(emulator_with: EmulatorFactory) -> None:

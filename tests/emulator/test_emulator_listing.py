@@ -10,7 +10,13 @@ import pytest
 
 from collector.emulator import Emulator, EmulatorOptions, Faults, running_emulator
 from collector.emulator.account import AWS_MANAGED_ATTACHED
-from tests.emulator.clients import EmulatorFactory, aio_client, boto3_client, of_kind, raised
+from tests.support.emulator_clients import (
+    EmulatorFactory,
+    aio_client,
+    boto3_client,
+    of_kind,
+    raised,
+)
 
 # List operation -> (boto3 method, items key, name key, principal_type, params)
 LISTS = {

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from collector.emulator import Emulator, Faults
-from tests.emulator.clients import EmulatorFactory, of_kind
+from tests.support.emulator_clients import EmulatorFactory, of_kind
 
 COLLECTOR = Path(sys.executable).with_name("collector")
 SPECIAL = set("+=,.@_-")

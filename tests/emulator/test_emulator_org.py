@@ -21,8 +21,8 @@ from collector.emulator import (
     running_organization,
 )
 from collector.emulator.organization import plan
-from tests.emulator.clients import of_kind, raised, service_record
-from tests.emulator.orgclients import OrgFactory, aio_client, assume, client
+from tests.support.emulator_clients import of_kind, raised, service_record
+from tests.support.emulator_org_clients import OrgFactory, aio_client, assume, client
 
 
 @pytest.fixture

@@ -16,8 +16,8 @@ from botocore.model import ServiceModel, StringShape, StructureShape
 from collector.emulator import Faults, Organization, OrgOptions, running_organization
 from collector.emulator.faults import FaultInjector
 from collector.emulator.orgaccess import SORT_KEYS, OrgAccessReports
-from tests.emulator.clients import iso, raised
-from tests.emulator.orgclients import OrgFactory, aio_client, assume, client
+from tests.support.emulator_clients import iso, raised
+from tests.support.emulator_org_clients import OrgFactory, aio_client, assume, client
 
 DENIED = ("athena", "s3")
 

@@ -8,7 +8,7 @@ import anyio
 import pytest
 
 from collector.emulator import Faults
-from tests.emulator.clients import (
+from tests.support.emulator_clients import (
     EmulatorFactory,
     aio_client,
     boto3_client,

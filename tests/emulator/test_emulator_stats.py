@@ -10,7 +10,7 @@ from botocore.exceptions import ClientError
 
 from collector.emulator import Faults
 from collector.emulator.stats import SERVED, ServedCalls, current, recording
-from tests.emulator.clients import EmulatorFactory, boto3_client
+from tests.support.emulator_clients import EmulatorFactory, boto3_client
 
 
 def test_counts_by_second_operation_and_outcome() -> None:

@@ -8,7 +8,7 @@ import pytest
 
 from collector.emulator import Emulator
 from collector.emulator.validation import violation
-from tests.emulator.clients import boto3_client, raised
+from tests.support.emulator_clients import boto3_client, raised
 
 JOB = "00000000-0000-4000-8000-000000000000"  # 36 characters, as the model wants
 

@@ -14,7 +14,7 @@ from collector.config.settings import DiscoverySettings, PollSettings
 from collector.errors import RetriesExhaustedError
 from collector.models import CompletedJob, Counters, PendingJob, Principal
 from collector.sweep import discover, fetch, jobs
-from tests.fakes import FakeIam, client_error, fake_api, stage_env
+from tests.support.fakes import FakeIam, client_error, fake_api, stage_env
 
 if TYPE_CHECKING:
     from types_aiobotocore_iam.type_defs import (

@@ -10,7 +10,7 @@ import boto3
 from botocore.config import Config
 
 from collector.emulator import EmulatorOptions, running_emulator
-from tests.reporting import Record, complete_services, is_unused, json_rows, report, sweep
+from tests.support.reporting import Record, complete_services, is_unused, json_rows, report, sweep
 
 ACCOUNT = "555555555555"
 DAYS = 30

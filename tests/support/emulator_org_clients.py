@@ -12,7 +12,7 @@ from aiobotocore.session import get_session
 from botocore.config import Config
 
 from collector.emulator import Organization
-from tests.emulator.clients import REGION, Service
+from tests.support.emulator_clients import REGION, Service
 
 # What the `org_with` fixtures return: OrgOptions fields -> a running organisation.
 OrgFactory = Callable[..., AbstractContextManager[Organization]]

@@ -10,7 +10,6 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import boto3
 import pytest
@@ -18,10 +17,9 @@ import pytest
 from collector.emulator import Faults
 from collector.emulator.organization import OrgOptions
 from collector.emulator.orgserver import Organization, running_organization
-from tests.sweeping import assert_matches_truth, read_lines
-from tests.test_cli import COLLECTOR, FAST_ENV, cli, killed_on_failure, one_line_error
-
-ROLE = "collector-audit"
+from tests.support.cli import COLLECTOR, FAST_ENV, cli, killed_on_failure, one_line_error
+from tests.support.org import ROLE, manifest_of, org_args
+from tests.support.sweeping import assert_matches_truth, read_lines
 
 
 @pytest.fixture(scope="module")
@@ -33,18 +31,6 @@ def org() -> Iterator[Organization]:
     )  # fmt: skip
     with running_organization(options) as organization:
         yield organization
-
-
-def org_args(org: Organization, *extra: str) -> list[str]:
-    return [
-        "sweep", "--org", "--role-name", ROLE, "--endpoint-url", org.endpoint,
-        "--output", "out/{account_id}.jsonl", "--no-progress", *extra,
-    ]  # fmt: skip
-
-
-def manifest_of(cwd: Path) -> dict[str, Any]:
-    document: dict[str, Any] = json.loads((cwd / "out" / "manifest.json").read_text())
-    return document
 
 
 def expected_outcomes(org: Organization) -> dict[str, str]:

@@ -10,7 +10,7 @@ from collector.config.loading import load_settings
 from collector.config.settings import DiscoverySettings, Rates, Settings
 from collector.errors import ConfigError
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "config.example.yaml"
+EXAMPLE = Path(__file__).resolve().parents[2] / "config.example.yaml"
 
 
 def write(tmp_path: Path, text: str, name: str = "config.yaml") -> str:

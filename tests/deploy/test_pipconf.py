@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-PIPCONF = Path(__file__).resolve().parent.parent / "deploy" / "image" / "pipconf.py"
+PIPCONF = Path(__file__).resolve().parents[2] / "deploy" / "image" / "pipconf.py"
 
 
 def test_pip_settings_reach_the_build_as_secrets_and_read_only_volumes(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ import pytest
 
 from collector.config.settings import PollSettings
 from collector.emulator import EmulatorOptions, Faults, running_emulator
-from tests.sweeping import assert_matches_truth, fast_settings, read_lines, sweep
+from tests.support.sweeping import assert_matches_truth, fast_settings, read_lines, sweep
 
 DEADLINE = PollSettings(first_delay=0.3, backoff=1.5, max_delay=1.0, job_deadline=4.0)
 

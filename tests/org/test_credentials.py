@@ -19,7 +19,15 @@ from collector.org.credentials import (
     session_name,
     sts_client,
 )
-from tests.moto_org import AUDIT_ROLE, MANAGEMENT, MotoOrg, add_user, allow, build_org, moto_server
+from tests.support.moto_org import (
+    AUDIT_ROLE,
+    MANAGEMENT,
+    MotoOrg,
+    add_user,
+    allow,
+    build_org,
+    moto_server,
+)
 
 if TYPE_CHECKING:
     from types_aiobotocore_sts.type_defs import GetCallerIdentityResponseTypeDef

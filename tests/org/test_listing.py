@@ -20,7 +20,7 @@ from collector.org.listing import (
 )
 from collector.org.manifest import AccountEntry, Manifest, merge, unswept_entry, write_manifest
 from collector.org.shard import Shard
-from tests.moto_org import MANAGEMENT, MotoOrg, add_user, allow, build_org, moto_server
+from tests.support.moto_org import MANAGEMENT, MotoOrg, add_user, allow, build_org, moto_server
 
 
 @pytest.fixture

@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 
 from collector.emulator import Emulator, EmulatorOptions, Faults, running_emulator
-from tests.sweeping import assert_matches_truth, read_lines
-from tests.test_cli import (
+from tests.support.cli import (
     COLLECTOR,
     FAST_ENV,
     cli,
@@ -20,6 +19,7 @@ from tests.test_cli import (
     one_line_error,
     wait_for_progress,
 )
+from tests.support.sweeping import assert_matches_truth, read_lines
 
 ACCOUNT = "135792468013"
 UNREACHABLE = "http://127.0.0.1:9"  # any AWS call would fail with exit 3, not 2

@@ -15,8 +15,8 @@ import boto3
 import pytest
 
 from collector.emulator import Emulator, EmulatorOptions, Faults, running_emulator
-from tests.sweeping import assert_matches_truth
-from tests.test_cli import COLLECTOR, FAST_ENV, cli, killed_on_failure, one_line_error
+from tests.support.cli import COLLECTOR, FAST_ENV, cli, killed_on_failure, one_line_error
+from tests.support.sweeping import assert_matches_truth
 
 ACCOUNT = "314159265358"
 BUCKET = "audit-exports"

@@ -26,7 +26,7 @@ from collector.config.loading import load_settings
 from collector.org.shard import resolve_shard
 from collector.org.sweep import check_org_settings
 
-DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 # The oldest Kubernetes with everything used here GA (backoffLimitPerIndex: 1.33), and the newest.
 K8S_VERSIONS = ["1.33", kubernetes_validate.latest_version()]
 # The lead's default shutdown_grace is 20 s; the final flush and upload need a few more.

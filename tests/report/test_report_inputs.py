@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from collector.cli import main
-from tests.reporting import COLLECTOR, clean_env, report
+from tests.support.reporting import COLLECTOR, clean_env, report
 
 GOOD = {
     "record": "principal",

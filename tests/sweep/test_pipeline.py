@@ -14,7 +14,7 @@ import pytest
 
 from collector.emulator import Emulator, EmulatorOptions, Faults, running_emulator
 from collector.models import EntitiesMode
-from tests.sweeping import assert_matches_truth, fast_settings, read_lines, sweep
+from tests.support.sweeping import assert_matches_truth, fast_settings, read_lines, sweep
 
 ACCOUNT = "123456789012"
 

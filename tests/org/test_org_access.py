@@ -25,11 +25,11 @@ from collector.org.accessrun import write_org_access
 from collector.org.manifest import Manifest, OrgAccessEntry, merge, read_manifest, write_manifest
 from collector.org.shard import Shard
 from collector.sweep.shutdown import Shutdown
-from tests.emulator.orgclients import client
-from tests.reporting import json_rows, report
-from tests.sweeping import fast_settings, read_lines
-from tests.test_cli import cli, one_line_error
-from tests.test_org import ROLE, manifest_of, org_args
+from tests.support.cli import cli, one_line_error
+from tests.support.emulator_org_clients import client
+from tests.support.org import ROLE, manifest_of, org_args
+from tests.support.reporting import json_rows, report
+from tests.support.sweeping import fast_settings, read_lines
 
 TYPES = {"ROOT": "root", "ORGANIZATIONAL_UNIT": "ou", "ACCOUNT": "account"}
 

@@ -15,7 +15,7 @@ import duckdb
 import pytest
 
 from collector.emulator import EmulatorOptions, Faults, running_emulator
-from tests.reporting import (
+from tests.support.reporting import (
     Record,
     complete_services,
     expected_unused,

@@ -18,15 +18,15 @@ import anyio
 import structlog
 
 from collector import __version__
-from collector.config.loading import load_settings
+from collector.config.loading import env_name, load_settings, options
 from collector.config.settings import Rates, Settings
 from collector.errors import (
+    EXIT_OK,
+    EXIT_PARTIAL,
+    EXIT_SIGNAL_BASE,
+    EXIT_USAGE,
     CollectorError,
     ConfigError,
-    CredentialsError,
-    OrganizationError,
-    OutputError,
-    OutputLockedError,
 )
 from collector.logs import configure_logging
 from collector.models import CallStats, Counters, OrgProgress
@@ -39,14 +39,6 @@ from collector.sweep.account import sweep_account
 from collector.sweep.pipeline import SweepResult
 from collector.sweep.shutdown import Shutdown
 
-EXIT_OK = 0
-EXIT_PARTIAL = 1
-EXIT_USAGE = 2
-EXIT_AWS = 3
-EXIT_OUTPUT = 4
-EXIT_LOCKED = 5  # another sweep is writing the same output
-EXIT_SIGNAL_BASE = 128  # 130 after SIGINT, 143 after SIGTERM, as shells report them
-
 log = structlog.get_logger()
 
 
@@ -58,65 +50,23 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _add_sweep_options(parser: argparse.ArgumentParser) -> None:
+    """One option per settings key that has a flag in the schema, with the key's own help."""
     parser.add_argument("--config", help="YAML settings file (default: $COLLECTOR_CONFIG)")
-    parser.add_argument(
-        "--output",
-        help="path or s3://bucket/key template with {account_id}, {date}, {run_id}; "
-        ".gz compresses; - is stdout",
-    )
-    parser.add_argument(
-        "--endpoint-url", help="endpoint of every AWS service called (e.g. the emulator's URL)"
-    )
-    parser.add_argument("--s3-bucket-owner", metavar="ACCOUNT_ID", help="for s3:// output")
-    parser.add_argument("--sse-kms-key-id", metavar="KEY", help="KMS key for s3:// output")
-    parser.add_argument("--profile", help="AWS profile name")
-    parser.add_argument("--region", help="region for signing and STS (default us-east-1)")
-    parser.add_argument(
-        "--granularity", choices=("service", "action", "SERVICE_LEVEL", "ACTION_LEVEL")
-    )
-    parser.add_argument("--entities", choices=("none", "accessed", "all"))
-    parser.add_argument("--max-jobs-in-flight", type=int, metavar="N")
-    parser.add_argument(
-        "--aws-managed-policies",
-        action="store_const",
-        const=True,
-        help="also report attached AWS-managed policies",
-    )
-    parser.add_argument(
-        "--resume",
-        action="store_const",
-        const=True,
-        help="finish the newest interrupted NAME.part of this output template",
-    )
     org = parser.add_argument_group("organisation sweeps (one file per account, then a manifest)")
-    org.add_argument("--org", action="store_const", const=True, help="every account of the org")
-    org.add_argument("--ou", action="append", metavar="OU_ID", help="accounts under this OU")
-    org.add_argument("--accounts", metavar="ID,ID|FILE", help="exactly these account ids")
-    org.add_argument("--accounts-file", metavar="FILE", help="account ids, one per line")
-    org.add_argument("--include-accounts", metavar="ID,ID", help="only these of the listed")
-    org.add_argument("--exclude-accounts", metavar="ID,ID", help="never these accounts")
-    org.add_argument("--role-name", help="role to assume in each member account")
-    org.add_argument("--external-id", help="sts:ExternalId for the role")
-    org.add_argument("--role-session-name", help="default collector-{run_id}")
-    org.add_argument("--role-duration", type=int, metavar="SECONDS")
-    org.add_argument("--max-accounts-in-flight", type=int, metavar="N")
-    org.add_argument("--manifest", metavar="TEMPLATE", help="{run_id}, {date}, {shard}")
-    org.add_argument("--shard", metavar="INDEX/COUNT", help="this process's share (0-based)")
-    org.add_argument("--run-id", help="shared by the shards of one run")
-    org.add_argument(
-        "--org-access-report",
-        action="store_const",
-        const=True,
-        help="with --org: also the organizations access report (root, OUs, accounts)",
-    )
-    parser.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
-    parser.add_argument(
-        "--no-progress",
-        dest="progress",
-        action="store_const",
-        const=False,
-        help="no live progress line on a terminal",
-    )
+    for option in options():
+        flag = option.flag
+        arguments: dict[str, Any] = {
+            "dest": option.key,
+            "help": f"{option.help} (${env_name(option.key)})",
+        }
+        if flag.switch is not None:
+            arguments |= {"action": "store_const", "const": flag.switch}
+        else:
+            choices = "{" + ",".join(option.choices) + "}" if option.choices else None
+            arguments["metavar"] = flag.metavar or choices or option.key.split(".")[-1].upper()
+            if flag.repeat:
+                arguments["action"] = "append"
+        (org if flag.org else parser).add_argument(flag.name, **arguments)
 
 
 def build_parser(*, emulator_options: bool = True) -> argparse.ArgumentParser:
@@ -150,37 +100,15 @@ def build_parser(*, emulator_options: bool = True) -> argparse.ArgumentParser:
 
 def _overrides(args: argparse.Namespace) -> dict[str, object]:
     """CLI flags as dotted settings keys; None means the flag was not given."""
-    return {
-        "output": args.output,
-        "endpoint_url": args.endpoint_url,
-        "profile": args.profile,
-        "region": args.region,
-        "granularity": args.granularity,
-        "entities": args.entities,
-        "max_jobs_in_flight": args.max_jobs_in_flight,
-        "discovery.aws_managed_policies": args.aws_managed_policies,
-        "resume": args.resume,
-        "log_level": args.log_level,
-        "progress": args.progress,
-        "s3_bucket_owner": args.s3_bucket_owner,
-        "sse_kms_key_id": args.sse_kms_key_id,
-        "org.org": args.org,
-        "org.ous": ",".join(args.ou) if args.ou else None,
-        # `--accounts FILE` names a file of ids as well as `--accounts-file FILE` does.
-        "org.accounts": None if _is_file(args.accounts) else args.accounts,
-        "org.accounts_file": args.accounts if _is_file(args.accounts) else args.accounts_file,
-        "org.include_accounts": args.include_accounts,
-        "org.exclude_accounts": args.exclude_accounts,
-        "org.role_name": args.role_name,
-        "org.external_id": args.external_id,
-        "org.role_session_name": args.role_session_name,
-        "org.role_duration": args.role_duration,
-        "max_accounts_in_flight": args.max_accounts_in_flight,
-        "manifest": args.manifest,
-        "shard": args.shard,
-        "run_id": args.run_id,
-        "org_access_report": args.org_access_report,
-    }
+    values: dict[str, object] = {}
+    for option in options():
+        value = getattr(args, option.key)
+        values[option.key] = ",".join(value) if isinstance(value, list) else value
+    # `--accounts FILE` names a file of ids as well as `--accounts-file FILE` does.
+    accounts = values["org.accounts"]
+    if isinstance(accounts, str) and _is_file(accounts):
+        values["org.accounts"], values["org.accounts_file"] = None, accounts
+    return values
 
 
 def _is_file(value: str | None) -> bool:
@@ -204,18 +132,6 @@ def _collector_error(error: BaseException) -> CollectorError | None:
 def one_line(text: str) -> str:
     """A message on one line: a server's newline must not fake a second `collector:` line."""
     return " ".join(text.split())
-
-
-def _exit_code(error: CollectorError) -> int:
-    if isinstance(error, ConfigError):
-        return EXIT_USAGE
-    if isinstance(error, CredentialsError | OrganizationError):
-        return EXIT_AWS
-    if isinstance(error, OutputLockedError):
-        return EXIT_LOCKED
-    if isinstance(error, OutputError):
-        return EXIT_OUTPUT
-    return EXIT_PARTIAL
 
 
 async def _watch_signals(shutdown: Shutdown, received: list[int], abort: anyio.CancelScope) -> None:
@@ -312,7 +228,7 @@ def _run(settings: Settings, credentials: Mapping[str, str] | None = None) -> tu
         if found is None:
             raise
         print(f"collector: error: {one_line(str(found))}", file=sys.stderr)
-        return _exit_code(found), None
+        return found.exit_code, None
 
 
 def _demo(args: argparse.Namespace) -> int:

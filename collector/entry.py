@@ -8,13 +8,13 @@ import sys
 from types import FrameType
 from typing import NoReturn
 
-EXIT_OUTPUT = 4  # as collector.cli's: standard output could not take the last lines
+from collector.errors import EXIT_OUTPUT, EXIT_SIGNAL_BASE
 
 
 def _stop(signum: int, _: FrameType | None) -> None:
     # Until the sweep's own handlers are installed there is nothing to save: end as a shell
     # reports a signal (128 + number), without a traceback.
-    raise SystemExit(128 + signum)
+    raise SystemExit(EXIT_SIGNAL_BASE + signum)
 
 
 def main() -> NoReturn:
@@ -31,5 +31,5 @@ def main() -> NoReturn:
             if stream is not None:  # None: started with the stream closed
                 stream.flush()
     except (OSError, ValueError):  # a reader went away, or the stream was closed
-        code = code or EXIT_OUTPUT
+        code = code or EXIT_OUTPUT  # standard output could not take the last lines
     os._exit(code)

@@ -1,12 +1,26 @@
-"""The project's exception types; the AWS boundary translates botocore errors into these."""
+"""The project's exception types, each with its exit code; AWS errors are translated into these."""
+
+from typing import ClassVar
+
+EXIT_OK = 0
+EXIT_PARTIAL = 1  # some principal or account is missing: error records, a failed account
+EXIT_USAGE = 2
+EXIT_AWS = 3
+EXIT_OUTPUT = 4
+EXIT_LOCKED = 5  # another sweep is writing the same output
+EXIT_SIGNAL_BASE = 128  # 130 after SIGINT, 143 after SIGTERM, as shells report them
 
 
 class CollectorError(Exception):
     """Base of every error the collector raises on purpose."""
 
+    exit_code: ClassVar[int] = EXIT_PARTIAL
+
 
 class ConfigError(CollectorError):
-    """Bad configuration or command-line input (exit code 2)."""
+    """Bad configuration or command-line input."""
+
+    exit_code = EXIT_USAGE
 
 
 class AwsError(CollectorError):
@@ -32,23 +46,39 @@ class RetriesExhaustedError(AwsError):
 
 
 class CredentialsError(CollectorError):
-    """No usable AWS credentials, or the endpoint cannot be reached (exit code 3)."""
+    """No usable AWS credentials, or the endpoint cannot be reached."""
+
+    exit_code = EXIT_AWS
 
 
-class AwsUnavailableError(CredentialsError):
-    """An operation keeps failing for every caller: the endpoint is down for it (exit code 3)."""
+class AwsUnavailableError(CollectorError):
+    """An operation keeps failing for every caller: the endpoint is down for it."""
+
+    exit_code = EXIT_AWS
+
+
+class DiscoveryError(CollectorError):
+    """Listing principals was denied or kept failing: nothing complete can be produced."""
+
+    exit_code = EXIT_AWS
 
 
 class OutputError(CollectorError):
-    """The output cannot be created or written (exit code 4)."""
+    """The output cannot be created or written."""
+
+    exit_code = EXIT_OUTPUT
 
 
 class OutputLockedError(OutputError):
-    """Another sweep is writing the same output (exit code 5)."""
+    """Another sweep is writing the same output."""
+
+    exit_code = EXIT_LOCKED
 
 
 class OrganizationError(AwsError):
-    """The organisation cannot be listed: access denied, or not in an organisation (exit 3)."""
+    """The organisation cannot be listed: access denied, or not in an organisation."""
+
+    exit_code = EXIT_AWS
 
     def __init__(self, operation: str, code: str, message: str, hint: str = "") -> None:
         super().__init__(operation, code, message)
@@ -66,4 +96,4 @@ class AssumeRoleError(AwsError):
 
 
 class ManifestError(CollectorError):
-    """Shard manifests that do not add up to one complete org manifest (exit 1)."""
+    """Shard manifests that do not add up to one complete org manifest."""

@@ -8,6 +8,7 @@ import functools
 import types
 import typing
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,27 +18,11 @@ from pydantic_core import ErrorDetails
 
 from collector.config.settings import (
     SECTIONS,
-    DiscoverySettings,
-    LogLevel,
-    PollSettings,
-    Rates,
-    RetrySettings,
+    Flag,
     Settings,
-    check_glob,
 )
 from collector.errors import ConfigError
 from collector.template import STDOUT
-
-__all__ = [
-    "DiscoverySettings",
-    "LogLevel",
-    "PollSettings",
-    "Rates",
-    "RetrySettings",
-    "Settings",
-    "check_glob",
-    "load_settings",
-]
 
 ENV_PREFIX = "COLLECTOR_"
 ENV_CONFIG = "COLLECTOR_CONFIG"
@@ -62,10 +47,41 @@ def _schema() -> Mapping[str, Any]:
     return types.MappingProxyType(keys)
 
 
+@dataclass(frozen=True)
+class Option:
+    """One settings key as a command-line option: its flag, help, and allowed values."""
+
+    key: str  # dotted, e.g. `org.role_name`
+    flag: Flag
+    help: str
+    choices: tuple[str, ...]  # a Literal key's values; empty otherwise
+
+
+def options() -> list[Option]:
+    """Every key that has a command-line option, in schema order."""
+    found = []
+    for key, hint in _schema().items():
+        metadata = getattr(hint, "__metadata__", ())
+        flag = next((item for item in metadata if isinstance(item, Flag)), None)
+        if flag is None:
+            continue
+        described = [getattr(item, "description", None) for item in metadata]
+        text = flag.help or next((d for d in described if d), "")
+        base = typing.get_args(hint)[0]
+        choices = typing.get_args(base) if typing.get_origin(base) is typing.Literal else ()
+        found.append(Option(key, flag, text, tuple(str(c) for c in choices)))
+    return found
+
+
+def env_name(key: str) -> str:
+    """The COLLECTOR_* variable of a dotted key."""
+    return ENV_PREFIX + key.replace(".", "_").upper()
+
+
 @functools.cache
 def _env_names() -> Mapping[str, str]:
     """COLLECTOR_* variable -> dotted key (COLLECTOR_<KEY>, COLLECTOR_<SECTION>_<KEY>)."""
-    names = {ENV_PREFIX + key.replace(".", "_").upper(): key for key in _schema()}
+    names = {env_name(key): key for key in _schema()}
     return types.MappingProxyType(names | dict(_ENV_ALIASES))
 
 

@@ -159,6 +159,21 @@ def _help(text: str) -> Any:
     return Field(description=text)
 
 
+@dataclass(frozen=True)
+class Flag:
+    """A key's option on `collector sweep`: its name, and how its value is given.
+
+    The option's help is the key's description; its value is parsed like the environment's.
+    """
+
+    name: str
+    metavar: str | None = None
+    switch: bool | None = None  # an option without a value that sets the key to this
+    repeat: bool = False  # given once per item (`--ou A --ou B`), the key holds the list
+    org: bool = False  # only means something in an organisation sweep
+    help: str | None = None  # when the option says something other than the key (a negation)
+
+
 Rate = Annotated[
     FiniteFloat, _check(lambda v: v > 0, "a number greater than 0"), _bounded(0, 10_000, "a number")
 ]
@@ -187,7 +202,11 @@ class DiscoverySettings:
     path_prefix: Annotated[str, AfterValidator(_path_prefix), _help("IAM path prefix")] = "/"
     include: Annotated[Globs, _help("fnmatch globs on names; empty: every name")] = ()
     exclude: Annotated[Globs, _help("fnmatch globs on names to leave out")] = ()
-    aws_managed_policies: Annotated[bool, _help("also AWS-managed policies attached here")] = False
+    aws_managed_policies: Annotated[
+        bool,
+        _help("also report the AWS-managed policies attached in the account"),
+        Flag("--aws-managed-policies", switch=True),
+    ] = False
     arns: Annotated[
         tuple[str, ...], AfterValidator(_arns), _help("only these principals; empty: all")
     ] = ()
@@ -260,21 +279,50 @@ def _account_id(value: str | None) -> str | None:
 class OrgSettings:
     """Which accounts of an organisation to sweep, and how to get into each."""
 
-    org: Annotated[bool, _help("list the organisation's accounts (organizations:ListAccounts)")] = (
-        False
-    )
-    ous: Annotated[tuple[str, ...], _help("walk these OUs (or roots) recursively instead")] = ()
-    accounts: Annotated[AccountIds, _help("sweep exactly these account ids")] = ()
-    accounts_file: Annotated[str | None, _help("a file of account ids, one per line")] = None
-    include_accounts: Annotated[AccountIds, _help("only these of the listed accounts")] = ()
-    exclude_accounts: Annotated[AccountIds, _help("never these accounts")] = ()
-    role_name: Annotated[str | None, _help("role to assume in member accounts")] = None
-    external_id: Annotated[str | None, _help("sts:ExternalId for the role")] = None
-    role_session_name: Annotated[str, _help("session name; {run_id} is filled in")] = (
-        "collector-{run_id}"
-    )
+    org: Annotated[
+        bool,
+        _help("every account of the organisation (organizations:ListAccounts)"),
+        Flag("--org", switch=True, org=True),
+    ] = False
+    ous: Annotated[
+        tuple[str, ...],
+        _help("accounts under these OUs (or roots), recursively"),
+        Flag("--ou", metavar="OU_ID", repeat=True, org=True),
+    ] = ()
+    accounts: Annotated[
+        AccountIds,
+        _help("exactly these account ids (on the command line: or a file of them)"),
+        Flag("--accounts", metavar="ID,ID|FILE", org=True),
+    ] = ()
+    accounts_file: Annotated[
+        str | None,
+        _help("a file of account ids, one per line"),
+        Flag("--accounts-file", metavar="FILE", org=True),
+    ] = None
+    include_accounts: Annotated[
+        AccountIds,
+        _help("only these of the listed accounts"),
+        Flag("--include-accounts", metavar="ID,ID", org=True),
+    ] = ()
+    exclude_accounts: Annotated[
+        AccountIds,
+        _help("never these accounts"),
+        Flag("--exclude-accounts", metavar="ID,ID", org=True),
+    ] = ()
+    role_name: Annotated[
+        str | None, _help("role to assume in member accounts"), Flag("--role-name", org=True)
+    ] = None
+    external_id: Annotated[
+        str | None, _help("sts:ExternalId for the role"), Flag("--external-id", org=True)
+    ] = None
+    role_session_name: Annotated[
+        str, _help("session name; {run_id} is filled in"), Flag("--role-session-name", org=True)
+    ] = "collector-{run_id}"
     role_duration: Annotated[
-        int | None, _bounded(900, 43_200, "an integer"), _help("seconds; null: AWS's hour")
+        int | None,
+        _bounded(900, 43_200, "an integer"),
+        _help("seconds; null: AWS's hour"),
+        Flag("--role-duration", metavar="SECONDS", org=True),
     ] = None
 
     @property
@@ -287,13 +335,26 @@ class Settings:
     """Everything one sweep needs; built once by the CLI and passed down in slices."""
 
     output: Annotated[
-        str, AfterValidator(_output), _help("path template; .gz compresses; - is stdout")
+        str,
+        AfterValidator(_output),
+        _help(
+            "path or s3://bucket/key template with {account_id}, {date}, {run_id}; "
+            ".gz compresses; - is stdout"
+        ),
+        Flag("--output"),
     ] = "out/access-advisor-{account_id}-{date}.jsonl"
     endpoint_url: Annotated[
-        str | None, AfterValidator(_endpoint), _help("IAM and STS endpoint")
+        str | None,
+        AfterValidator(_endpoint),
+        _help("endpoint of every AWS service called (e.g. the emulator's URL)"),
+        Flag("--endpoint-url"),
     ] = None
-    profile: Annotated[str | None, _help("AWS profile; null: default chain")] = None
-    region: Annotated[str, AfterValidator(_region), _help("region for signing")] = "us-east-1"
+    profile: Annotated[str | None, _help("AWS profile; null: default chain"), Flag("--profile")] = (
+        None
+    )
+    region: Annotated[
+        str, AfterValidator(_region), _help("region for signing and STS"), Flag("--region")
+    ] = "us-east-1"
     granularity: Annotated[
         Granularity,
         _choice(
@@ -302,12 +363,19 @@ class Settings:
             | {"action": "ACTION_LEVEL", "action_level": "ACTION_LEVEL"},
         ),
         _help("report granularity"),
+        Flag("--granularity"),
     ] = "SERVICE_LEVEL"
     entities: Annotated[
-        EntitiesMode, _choice(("none", "accessed", "all")), _help("which entity pages to read")
+        EntitiesMode,
+        _choice(("none", "accessed", "all")),
+        _help("which entity pages to read"),
+        Flag("--entities"),
     ] = "accessed"
     max_jobs_in_flight: Annotated[
-        int, _bounded(1, 10_000, "an integer"), _help("report jobs generated, not yet read")
+        int,
+        _bounded(1, 10_000, "an integer"),
+        _help("report jobs generated, not yet read"),
+        Flag("--max-jobs-in-flight", metavar="N"),
     ] = 200
     generate_workers: Annotated[
         int, _bounded(1, 64, "an integer"), _help("tasks generating jobs")
@@ -319,30 +387,55 @@ class Settings:
     shutdown_grace: Annotated[
         FiniteFloat, _bounded(0, 3600, "a number"), _help("seconds in-flight work gets on stop")
     ] = 6.0
-    resume: Annotated[bool, _help("continue the newest NAME.part of the template")] = False
+    resume: Annotated[
+        bool,
+        _help("finish the newest interrupted NAME.part of this output template"),
+        Flag("--resume", switch=True),
+    ] = False
     log_level: Annotated[
         LogLevel,
         _choice(("debug", "info", "warning", "error"), {"warn": "warning"}),
         _help("least severe log event written"),
+        Flag("--log-level"),
     ] = "info"
-    progress: Annotated[bool | None, _help("live status line; null: when on a terminal")] = None
+    progress: Annotated[
+        bool | None,
+        _help("live status line; null: when on a terminal"),
+        Flag("--no-progress", switch=False, help="no live progress line on a terminal"),
+    ] = None
     s3_bucket_owner: Annotated[
         str | None, AfterValidator(_account_id),
         _help("ExpectedBucketOwner of s3:// output; null: the swept (or management) account"),
+        Flag("--s3-bucket-owner", metavar="ACCOUNT_ID"),
     ] = None  # fmt: skip
     sse_kms_key_id: Annotated[
-        str | None, _help("KMS key for s3:// output; null: SSE-S3 (AES256)")
+        str | None,
+        _help("KMS key for s3:// output; null: SSE-S3 (AES256)"),
+        Flag("--sse-kms-key-id", metavar="KEY"),
     ] = None
     max_accounts_in_flight: Annotated[
-        int, _bounded(1, 256, "an integer"), _help("accounts swept side by side")
+        int,
+        _bounded(1, 256, "an integer"),
+        _help("accounts swept side by side"),
+        Flag("--max-accounts-in-flight", metavar="N", org=True),
     ] = 4
-    manifest: Annotated[str | None, _help("manifest path template ({run_id}, {date}, {shard})")] = (
-        None
-    )
-    shard: Annotated[str | None, _help("INDEX/COUNT of a sharded run (0-based)")] = None
-    run_id: Annotated[str | None, _help("run id shared by the shards of one run")] = None
+    manifest: Annotated[
+        str | None,
+        _help("manifest path template ({run_id}, {date}, {shard})"),
+        Flag("--manifest", metavar="TEMPLATE", org=True),
+    ] = None
+    shard: Annotated[
+        str | None,
+        _help("INDEX/COUNT of a sharded run (0-based)"),
+        Flag("--shard", metavar="INDEX/COUNT", org=True),
+    ] = None
+    run_id: Annotated[
+        str | None, _help("run id shared by the shards of one run"), Flag("--run-id")
+    ] = None
     org_access_report: Annotated[
-        bool, _help("with --org: the organizations access report of root, OUs and accounts")
+        bool,
+        _help("with --org: also the organizations access report (root, OUs, accounts)"),
+        Flag("--org-access-report", switch=True, org=True),
     ] = False
     rates: Rates = field(default_factory=Rates)
     org: OrgSettings = field(default_factory=OrgSettings)

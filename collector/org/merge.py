@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from collector.errors import ConfigError, ManifestError, OutputError
+from collector.errors import EXIT_OK, CollectorError, ManifestError
 from collector.org.manifest import merge
 from collector.org.manifeststore import merge_via_s3
 
@@ -48,17 +48,14 @@ def run_manifest(args: argparse.Namespace) -> int:
             )
     except ManifestError as error:
         print(f"collector: error: incomplete run: {error}", file=sys.stderr)
-        return 1
-    except ConfigError as error:
+        return error.exit_code
+    except CollectorError as error:
         print(f"collector: error: {error}", file=sys.stderr)
-        return 2
-    except OutputError as error:
-        print(f"collector: error: {error}", file=sys.stderr)
-        return 4
+        return error.exit_code
     outcomes = ", ".join(f"{n} {outcome}" for outcome, n in sorted(merged.outcomes().items()))
     print(
         f"collector: merged {merged.merged_shards} shard manifests of run {merged.run_id}: "
         f"{len(merged.accounts)} accounts ({outcomes}) -> {args.output}",
         file=sys.stderr,
     )
-    return 0
+    return EXIT_OK

@@ -9,9 +9,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import IO, Any
 
-EXIT_OK = 0
-EXIT_USAGE = 2
-EXIT_OUTPUT = 4
+from collector.errors import EXIT_OK, EXIT_OUTPUT, EXIT_USAGE
 
 _SUFFIX_FORMATS = {
     ".csv": "csv",

@@ -18,7 +18,7 @@ from collector.aws.iam import GENERATE, GET, GET_WITH_ENTITIES, LIST_OPERATIONS,
 from collector.aws.idletokens import IdleTokens
 from collector.aws.ratelimit import TokenBucket
 from collector.config.settings import Rates, Settings
-from collector.errors import AccessDeniedError, AwsError, CredentialsError
+from collector.errors import AccessDeniedError, AwsError, DiscoveryError
 from collector.models import (
     SCHEMA,
     CallStats,
@@ -52,10 +52,6 @@ class SweepResult:
     status: Status
     path: str | None  # the published output, or None for stdout or an interrupted sweep
     run: Record
-
-
-class DiscoveryFailed(CredentialsError):
-    """Listing principals was denied or kept failing: nothing complete can be produced."""
 
 
 def make_buckets(rates: Rates) -> dict[str, TokenBucket]:
@@ -202,12 +198,12 @@ class AccountSweep:
         try:
             await discover.list_principals(self.env, kind, self._skip, send)
         except AccessDeniedError as error:
-            raise DiscoveryFailed(
+            raise DiscoveryError(
                 f"iam:{error.operation} was denied ({error.message}); "
                 "grant the IAM policy from the README to these credentials"
             ) from error
         except AwsError as error:
-            raise DiscoveryFailed(
+            raise DiscoveryError(
                 f"listing principals failed: {error}; rerun later with --resume"
             ) from error
 

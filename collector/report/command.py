@@ -111,12 +111,15 @@ def _build(args: argparse.Namespace) -> Any:
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
     if args.report_command == "diff":
-        from collector.report.diff import diff_report
+        from collector.report.diff import compare, diff_report
 
         notes = _warnings(load(con, [args.old], "old"), "OLD") + _warnings(
             load(con, [args.new], "new"), "NEW"
         )
-        return diff_report(con, args.days, notes)
+        one_sided = compare(con, args.days)  # csv and json carry no notes: told on stderr
+        for note in one_sided:
+            print(f"collector: warning: {note}", file=sys.stderr)
+        return diff_report(con, args.days, notes + one_sided)
     if args.report_command == "org-unused":
         from collector.report.orgunused import load_org_access, org_unused_report
 

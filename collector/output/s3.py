@@ -167,7 +167,9 @@ class S3Writer:
                 finally:
                     beats.cancel_scope.cancel()
         except BaseExceptionGroup as group:
-            # _beat never raises: the group holds the body's own error; pass it on unwrapped.
+            if len(group.exceptions) != 1:
+                raise
+            # _beat keeps its S3 errors: the one error is the body's; pass it on unwrapped.
             raise group.exceptions[0]  # noqa: B904 - the error is the body's, not a new one
 
     async def _heartbeat(self) -> None:

@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import anyio
 import boto3
 import pytest
 
@@ -240,3 +241,15 @@ async def test_a_failed_completion_aborts_its_upload(
         with pytest.raises(OutputError, match="EntityTooSmall"):
             await writer.finish(b'{"line": 2}\n', publish=True)
     assert uploads(account) == []
+
+
+async def test_kept_alive_passes_the_sweeps_own_error_on_unwrapped(account: Emulator) -> None:
+    """The heartbeat's task group never turns the sweep's error into an ExceptionGroup."""
+    async with aio_client(account, "s3") as client:
+        writer = s3_output.S3Writer(
+            client, f"s3://{BUCKET}/beat/{ACCOUNT}.jsonl", s3_output.S3Target(ACCOUNT, None, 1.0)
+        )
+        with pytest.raises(OutputError, match="disk on fire"):
+            async with writer.kept_alive():
+                await anyio.sleep(0.2)  # a few beats (nothing to keep alive: no upload yet)
+                raise OutputError("disk on fire")

@@ -176,7 +176,8 @@ def run_report(args: argparse.Namespace) -> int:
         import rich  # noqa: F401
     except ImportError:
         print(
-            "collector: error: reports need their extra: pip install 'collector[report]'",
+            "collector: error: reports need their extra: "
+            "pip install 'access-advisor-collector[report]'",
             file=sys.stderr,
         )
         return EXIT_USAGE

@@ -123,7 +123,7 @@ def test_missing_extra_is_one_line(tmp_path: Path) -> None:
     )  # fmt: skip
     assert proc.returncode == 2
     assert proc.stderr == (
-        "collector: error: reports need their extra: pip install 'collector[report]'\n"
+        "collector: error: reports need their extra: pip install 'access-advisor-collector[report]'\n"
     )
 
 

@@ -25,6 +25,8 @@ from tests.support.cli import (
 )
 from tests.support.sweeping import assert_matches_truth, read_lines
 
+pytestmark = pytest.mark.e2e  # every test here starts the CLI in a subprocess
+
 ACCOUNT = "123456789012"
 
 

@@ -17,6 +17,8 @@ import pytest
 from collector.emulator import Emulator, EmulatorOptions, Faults, running_emulator
 from tests.support.cli import COLLECTOR, FAST_ENV, killed_on_failure, wait_for_progress
 
+pytestmark = pytest.mark.e2e  # every test here starts the CLI in a subprocess
+
 UNSHARE = ["unshare", "--pid", "--fork", "--mount-proc"]
 
 

@@ -18,6 +18,8 @@ from collector.emulator import Emulator, EmulatorOptions, Faults, running_emulat
 from tests.support.cli import COLLECTOR, FAST_ENV, cli, killed_on_failure, one_line_error
 from tests.support.sweeping import assert_matches_truth
 
+pytestmark = pytest.mark.e2e  # every test here starts the CLI in a subprocess
+
 ACCOUNT = "314159265358"
 BUCKET = "audit-exports"
 

@@ -37,7 +37,8 @@ $(VENV)/awscli/bin/aws:
 
 test: $(STAMP) $(AWS_CLI)
 	# Two workers: most tests wait on emulated job latency and rate limits, not on a core.
-	AWS_CLI=$(AWS_CLI) $(BIN)/pytest -q -n 2
+	# The 15 slowest are listed at the end; `-m "not e2e"` leaves out the CLI subprocess tests.
+	AWS_CLI=$(AWS_CLI) $(BIN)/pytest -q -n 2 --durations=15
 
 lint: $(STAMP)
 	$(BIN)/ruff check collector tests $(wildcard bench)

@@ -113,6 +113,13 @@ def diff(proposal: Proposal) -> list[str]:
     )
 
 
+def _heading(proposal: Proposal) -> str:
+    """A policy's name, and its owner's for an inline one (`inline` alone says little)."""
+    if proposal.owner_arn is None:
+        return proposal.policy_name
+    return f"{proposal.policy_name} (inline policy of {proposal.owner_arn.split(':', 5)[-1]})"
+
+
 def _who(proposal: Proposal) -> str:
     if not proposal.attached_to:
         return "none (attached to nothing)"
@@ -143,7 +150,7 @@ def write_markdown(report: Rightsize, out: IO[str]) -> None:
     trims = [p for p in report.proposals if p.action == TRIM]
     for n, proposal in enumerate(trims, 1):
         count = len(proposal.removed_services)
-        lines += [f"## {n}. {proposal.policy_name}: removes {count} service(s)", ""]
+        lines += [f"## {n}. {_heading(proposal)}: removes {count} service(s)", ""]
         lines += [f"- {key}: {value}" for key, value in _facts(proposal)]
         lines += ["", "```diff", *diff(proposal), "```", ""]
     others = _others(report)
@@ -194,7 +201,7 @@ def write_html(report: Rightsize, out: IO[str]) -> None:
             f"<li>{escape(key)}: <b>{escape(value)}</b></li>" for key, value in _facts(proposal)
         )
         parts.append(
-            f'<section class="policy"><h2>{n}. {escape(proposal.policy_name)}: removes '
+            f'<section class="policy"><h2>{n}. {escape(_heading(proposal))}: removes '
             f'{count} service(s)</h2><ul class="facts">{facts}</ul>{_html_diff(proposal)}'
             "</section>"
         )

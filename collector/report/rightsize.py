@@ -272,7 +272,11 @@ def propose(
         return replace(judged, action=KEEP, notes=[f"{why}: keep it as it is", *notes])
     affected = f"the {len(attached_to)} principal(s) it is attached to"
     if not statements(proposed):
-        note = f"grants nothing used in {days} days: detach it from {affected} and delete it"
+        note = (
+            f"grants nothing used in {days} days: detach it from {affected} and delete it"
+            if attached_to
+            else f"grants nothing used in {days} days and is attached to nothing: delete it"
+        )
         return replace(judged, action=DELETE, notes=[note, *notes])
     if not any(s.get("Effect") == "Allow" for s in statements(proposed)):
         notes.append(

@@ -159,6 +159,9 @@ def test_small_export_checked_by_hand(by_hand: Path, tmp_path: Path) -> None:
     ]
     assert (rows["steady"]["action"], rows["steady"]["proposed_document"]) == ("keep", None)
     assert rows["orphan"]["action"] == "delete" and rows["orphan"]["removed_services"] == ["sns"]
+    assert rows["orphan"]["notes"] == [
+        "grants nothing used in 90 days and is attached to nothing: delete it"
+    ]
     broken, aws = rows["broken"], rows["AmazonS3ReadOnlyAccess"]
     assert (broken["action"], broken["proposed_document"]) == ("no_usage_data", None)
     assert broken["notes"] == ["no usage data: its report failed (poll: ServiceFailure)"]

@@ -18,6 +18,8 @@ from collector.report.policydoc import MAX_POLICY_CHARS, size
 from tests.support.policylint import SERIOUS, at_least
 from tests.support.reporting import Record, complete_services, is_unused, report, sweep
 
+pytestmark = pytest.mark.e2e  # every test runs `collector report`
+
 ACCOUNT = "555555555555"
 HAND = "111111111111"
 

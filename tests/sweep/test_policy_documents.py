@@ -53,6 +53,7 @@ async def test_without_the_flag_no_call_and_no_line(emulator: Emulator, tmp_path
     assert set(lines[-1]["records"]) == {"service", "entity", "principal", "error"}
 
 
+@pytest.mark.e2e
 def test_access_denied_names_the_permission(tmp_path: Path) -> None:
     """Without iam:GetAccountAuthorizationDetails: one line naming it, exit 3, nothing published."""
     faults = Faults(access_denied=frozenset({"GetAccountAuthorizationDetails"}))

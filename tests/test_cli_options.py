@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import subprocess
 
+import pytest
+
 from collector.cli import _overrides, build_parser
 from collector.config.loading import env_name, load_settings, options
 from tests.support.cli import COLLECTOR
@@ -19,6 +21,7 @@ def test_every_flag_sets_its_own_key_and_no_other() -> None:
         assert given == {option.key: expected}, option.flag.name
 
 
+@pytest.mark.e2e
 def test_help_of_every_option_is_the_keys_description_and_names_its_variable() -> None:
     """`collector sweep --help` shows each key's help and its COLLECTOR_* variable."""
     shown = subprocess.run(

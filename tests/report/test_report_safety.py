@@ -21,6 +21,8 @@ from tests.support.cli import COLLECTOR, FAST_ENV, killed_on_failure
 from tests.support.records import principal_lines, run_line
 from tests.support.reporting import clean_env, json_rows, report
 
+pytestmark = pytest.mark.e2e  # every test here starts the CLI in a subprocess
+
 
 def _export(path: Path, *, run: bool = True) -> Path:
     records = [

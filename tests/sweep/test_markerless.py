@@ -22,6 +22,7 @@ GET = "GetServiceLastAccessedDetails"
 GET_WITH_ENTITIES = "GetServiceLastAccessedDetailsWithEntities"
 
 
+@pytest.mark.e2e
 def test_a_listing_without_its_marker_is_never_published_complete(tmp_path: Path) -> None:
     """ListUsers truncated without a Marker: exit 3 in one line, nothing published."""
     faults = Faults(short_page_max=4, markerless=frozenset({"ListUsers"}))

@@ -407,7 +407,6 @@ def _decoded(page: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-
 async def caller_account(sts: STSClient, caller: Caller) -> str:
     """The caller's account (sts:GetCallerIdentity); failing here is a credentials problem."""
     try:

@@ -17,8 +17,9 @@ ACCOUNT = "161803398874"
 BUCKET = "writer-exports"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def account() -> Iterator[Emulator]:
+    """An emulator with nothing to sweep, its S3 bucket made (per test: the dummy keys are)."""
     with running_emulator(EmulatorOptions(principals=0, account_id=ACCOUNT)) as emu:
         boto3_client(emu, "s3").create_bucket(Bucket=BUCKET)
         yield emu

@@ -104,6 +104,24 @@ def _is_transient(error: ClientError) -> bool:
     return int(status) >= 500
 
 
+class MalformedAnswerError(Exception):
+    """An answer the API contract forbids (truncated without a Marker): retried like a 5xx."""
+
+
+def next_marker(page: Mapping[str, Any]) -> str | None:
+    """The Marker of the page after this one; None on the last page.
+
+    IsTruncated true without a Marker would leave a client only the choice to stop a page
+    short, so it is malformed, never the end of the list.
+    """
+    if not page.get("IsTruncated"):
+        return None
+    marker = page.get("Marker")
+    if not marker:
+        raise MalformedAnswerError("IsTruncated is true but the answer has no Marker")
+    return str(marker)
+
+
 async def follow_marker(
     read: Callable[[str | None], Awaitable[Page]], first: Page | None = None
 ) -> AsyncIterator[Page]:
@@ -111,14 +129,16 @@ async def follow_marker(
     page = first if first is not None else await read(None)
     while True:
         yield page
-        if not page.get("IsTruncated"):
+        marker = next_marker(page)  # every page came through Caller.call, which checked it
+        if marker is None:
             return
-        page = await read(str(page["Marker"]))
+        page = await read(marker)
 
 
 # What a response that is not an AWS answer raises inside botocore (HTML, empty or cut-off XML,
-# a body without the expected wrapper): retried like a 5xx, as the AWS SDKs do.
-MALFORMED = (ResponseParserError, ResponseTooLargeError, KeyError)
+# a body without the expected wrapper), or an answer the contract forbids: retried like a 5xx,
+# as the AWS SDKs do, then an error.
+MALFORMED = (ResponseParserError, ResponseTooLargeError, KeyError, MalformedAnswerError)
 
 
 class Caller:
@@ -164,6 +184,8 @@ class Caller:
             try:
                 with anyio.fail_after(self._retry.call_timeout):
                     response = await send()
+                if isinstance(response, Mapping):
+                    next_marker(response)  # every Marker-paged IAM answer, checked in one place
             except ClientError as error:
                 code = str(error.response.get("Error", {}).get("Code", ""))
                 if code in THROTTLE_CODES:
@@ -285,7 +307,7 @@ class IamApi:
         while True:
             page = await self._call(AUTHORIZATION_DETAILS, partial(self._authorization, marker))
             yield page
-            marker = _next(page)
+            marker = next_marker(page)
             if marker is None:
                 return
 
@@ -313,6 +335,7 @@ class IamApi:
     async def _list(
         self, kind: PrincipalType, params: Mapping[str, Any], marker: str | None
     ) -> PrincipalsPage:
+        """One List* page; inside the call's `send`, so a page without its Marker is retried."""
         args: dict[str, Any] = dict(params) | ({"Marker": marker} if marker else {})
         if kind == "user":
             users = await self._iam.list_users(**args)
@@ -320,27 +343,27 @@ class IamApi:
                 Principal(u["Arn"], kind, u["UserName"], u["UserId"], u.get("Path", "/"))
                 for u in users.get("Users", [])
             ]
-            return PrincipalsPage(found, _next(users))
+            return PrincipalsPage(found, next_marker(users))
         if kind == "group":
             groups = await self._iam.list_groups(**args)
             found = [
                 Principal(g["Arn"], kind, g["GroupName"], g["GroupId"], g.get("Path", "/"))
                 for g in groups.get("Groups", [])
             ]
-            return PrincipalsPage(found, _next(groups))
+            return PrincipalsPage(found, next_marker(groups))
         if kind == "role":
             roles = await self._iam.list_roles(**args)
             found = [
                 Principal(r["Arn"], kind, r["RoleName"], r["RoleId"], r.get("Path", "/"))
                 for r in roles.get("Roles", [])
             ]
-            return PrincipalsPage(found, _next(roles))
+            return PrincipalsPage(found, next_marker(roles))
         policies = await self._iam.list_policies(**args)
         found = [
             Principal(p["Arn"], kind, p["PolicyName"], p["PolicyId"], p.get("Path", "/"))
             for p in policies.get("Policies", [])
         ]
-        return PrincipalsPage(found, _next(policies))
+        return PrincipalsPage(found, next_marker(policies))
 
 
 # Where GetAccountAuthorizationDetails carries policy documents: (list, inline list, key).
@@ -382,11 +405,6 @@ def _decoded(page: Mapping[str, Any]) -> dict[str, Any]:
             items.append(item)
         out[listing] = items
     return out
-
-
-def _next(page: Mapping[str, Any]) -> str | None:
-    marker = page.get("Marker") if page.get("IsTruncated") else None
-    return str(marker) if marker else None
 
 
 async def caller_account(sts: STSClient, caller: Caller) -> str:

@@ -413,6 +413,13 @@ class Settings:
         _help("KMS key for s3:// output; null: SSE-S3 (AES256)"),
         Flag("--sse-kms-key-id", metavar="KEY"),
     ] = None
+    # A live sweep shows its upload is live every 1/20 of this; a killed one stops showing it.
+    s3_orphan_after: Annotated[
+        FiniteFloat,
+        _bounded(1, 7 * 86400, "a number"),
+        _help("seconds without a sign of life after which an open upload of this output "
+              "template is a dead sweep's, and aborted"),
+    ] = 600.0  # fmt: skip
     max_accounts_in_flight: Annotated[
         int,
         _bounded(1, 256, "an integer"),

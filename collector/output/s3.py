@@ -6,8 +6,11 @@ import os
 import re
 import tempfile
 import zlib
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -37,14 +40,24 @@ T = TypeVar("T")
 
 PART_BYTES = 8 << 20  # S3 wants parts of at least 5 MiB, the last excepted; 8 MiB of memory
 _GZIP = 31  # zlib wbits for a gzip stream
+# A live writer re-uploads this one-byte part now and then: its LastModified says the upload's
+# sweep is alive. S3's last part number, never a data part (that would be 80 GB of output);
+# a completed upload lists only its data parts, so S3 drops this one.
+HEARTBEAT_PART = 10_000
+HEARTBEATS_PER_WINDOW = 20  # beats in `orphan_after`: a few lost calls never look like death
 
 
 @dataclass(frozen=True)
 class S3Target:
-    """Where and how objects are written: the bucket owner check and server-side encryption."""
+    """Where and how objects are written: the bucket owner check and server-side encryption.
+
+    `orphan_after`: seconds an open upload of ours may show no sign of life (its start, or a
+    part uploaded, heartbeats included) before it is taken for a killed sweep's and aborted.
+    """
 
     expected_owner: str
     kms_key_id: str | None = None  # None: SSE-S3 (AES256)
+    orphan_after: float = 600.0
 
 
 def split(uri: str) -> tuple[str, str]:
@@ -100,6 +113,9 @@ class S3Writer:
         created = await s3_call(self._uri(self.part_key), self._create)
         self._upload_id = created["UploadId"]
         try:
+            # A first sign of life at once: no reader has to trust ListMultipartUploads'
+            # Initiated (moto's is a fixed date in 2010).
+            await self._heartbeat()
             for line in carry:
                 await self.write(line)
         except BaseException:
@@ -134,15 +150,49 @@ class S3Writer:
         )  # fmt: skip
 
     async def abort_stale(self) -> None:
-        uploads = await s3_call(
-            self._uri(self.part_key),
-            lambda: self._s3.list_multipart_uploads(
-                Bucket=self.bucket, Prefix=self.part_key, ExpectedBucketOwner=self._owner
-            ),
+        """Abort an upload of `KEY.part` a killed sweep left; one still alive is left alone."""
+        await abort_orphans(
+            self._s3, self.bucket, self.part_key, lambda key: key == self.part_key, self._target
         )
-        for upload in uploads.get("Uploads", []):
-            if upload.get("Key") == self.part_key:
-                await self._abort(upload["UploadId"])
+
+    @asynccontextmanager
+    async def kept_alive(self) -> AsyncIterator[None]:
+        """While the body runs, a heartbeat part shows other runs this upload is alive."""
+        every = self._target.orphan_after / HEARTBEATS_PER_WINDOW
+        try:
+            async with anyio.create_task_group() as beats:
+                beats.start_soon(self._beat, every)
+                try:
+                    yield
+                finally:
+                    beats.cancel_scope.cancel()
+        except BaseExceptionGroup as group:
+            if len(group.exceptions) != 1:
+                raise
+            # _beat keeps its S3 errors: the one error is the body's; pass it on unwrapped.
+            raise group.exceptions[0]  # noqa: B904 - the error is the body's, not a new one
+
+    async def _heartbeat(self) -> None:
+        """Upload the heartbeat part again: its LastModified is the upload's latest sign of life."""
+        if self._upload_id is None:
+            return  # finished or abandoned: nothing to keep alive
+        beat = partial(
+            self._s3.upload_part, Bucket=self.bucket, Key=self.part_key, UploadId=self._upload_id,
+            PartNumber=HEARTBEAT_PART, Body=b"\n", ExpectedBucketOwner=self._owner,
+        )  # fmt: skip
+        await s3_call(self._uri(self.part_key), beat)
+
+    async def _beat(self, every: float) -> None:
+        warned = False
+        while True:
+            await anyio.sleep(every)
+            try:
+                await self._heartbeat()
+            except OutputError as error:
+                # The data parts and the final completion say what matters; one line is enough.
+                if not warned and self._upload_id is not None:
+                    log.warning("collector.s3.heartbeat_failed", error=str(error))
+                    warned = True
 
     async def _abort(self, upload_id: str) -> None:
         await s3_call(
@@ -183,14 +233,19 @@ class S3Writer:
             self._buffer += self._zip.flush(zlib.Z_FINISH)
         await self._upload_part()
         upload_id, parts = self._upload_id, self._parts
+        try:
+            await s3_call(
+                self._uri(self.part_key),
+                lambda: self._s3.complete_multipart_upload(
+                    Bucket=self.bucket, Key=self.part_key, UploadId=upload_id or "",
+                    MultipartUpload={"Parts": parts}, ExpectedBucketOwner=self._owner,
+                ),
+            )  # fmt: skip
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await self.abandon()  # a failed completion leaves no upload open
+            raise
         self._upload_id = None
-        await s3_call(
-            self._uri(self.part_key),
-            lambda: self._s3.complete_multipart_upload(
-                Bucket=self.bucket, Key=self.part_key, UploadId=upload_id or "",
-                MultipartUpload={"Parts": parts}, ExpectedBucketOwner=self._owner,
-            ),
-        )  # fmt: skip
         if not publish:
             return None
         await s3_call(self.destination, self._copy)
@@ -228,18 +283,12 @@ async def find_resumable(
 
     An upload a killed process left unfinished is first completed, so its parts are kept.
     """
-    bucket, key_template = split(template.text)
-    prefix = key_template.split("{", 1)[0]
-    pattern = _pattern(OutputTemplate.parse(key_template), account_id)
+    bucket, prefix, pattern = template_keys(template, account_id)
     owner = target.expected_owner
     uri = f"s3://{bucket}/{prefix}"
-    uploads = await s3_call(
-        uri,
-        lambda: s3.list_multipart_uploads(Bucket=bucket, Prefix=prefix, ExpectedBucketOwner=owner),
-    )
-    for upload in uploads.get("Uploads", []):
+    async for upload in _uploads(s3, bucket, prefix, owner):
         if pattern.fullmatch(upload.get("Key", "")):
-            await _recover(s3, bucket, upload.get("Key", ""), upload.get("UploadId", ""), owner)
+            await _recover(s3, bucket, upload, target)
     found: list[tuple[Any, str]] = []
     token: str | None = None
     while True:
@@ -265,20 +314,107 @@ def _list_page(
     )
 
 
-async def _recover(s3: S3Client, bucket: str, key: str, upload_id: str, owner: str) -> None:
-    """Complete an upload a killed sweep left (its parts are whole principals' lines), or abort
-    it when it has no part."""
-    uri = f"s3://{bucket}/{key}"
+def template_keys(template: OutputTemplate, account_id: str) -> tuple[str, str, re.Pattern[str]]:
+    """(bucket, key prefix, pattern of `.part` keys) the template gives this account."""
+    bucket, key_template = split(template.text)
+    prefix = key_template.split("{", 1)[0]
+    return bucket, prefix, _pattern(OutputTemplate.parse(key_template), account_id)
+
+
+async def _uploads(s3: S3Client, bucket: str, prefix: str, owner: str) -> AsyncIterator[Any]:
+    """Every open multipart upload under `prefix`, page after page."""
+    key: str | None = None
+    upload_id = ""
+    while True:
+        if key is None:
+            read = partial(
+                s3.list_multipart_uploads, Bucket=bucket, Prefix=prefix, ExpectedBucketOwner=owner
+            )
+        else:
+            read = partial(
+                s3.list_multipart_uploads, Bucket=bucket, Prefix=prefix,
+                ExpectedBucketOwner=owner, KeyMarker=key, UploadIdMarker=upload_id,
+            )  # fmt: skip
+        page = await s3_call(f"s3://{bucket}/{prefix}", read)
+        for upload in page.get("Uploads", []):
+            yield upload
+        key, upload_id = page.get("NextKeyMarker"), page.get("NextUploadIdMarker", "")
+        if not page.get("IsTruncated") or not key:
+            return
+
+
+@dataclass(frozen=True)
+class _Upload:
+    """An open upload's data parts, and how long it has shown no sign of life."""
+
+    parts: list[CompletedPartTypeDef]
+    silent: float  # seconds since its start or its newest part (heartbeats included)
+
+
+async def _inspect(s3: S3Client, bucket: str, upload: Any, owner: str) -> _Upload:
+    key, upload_id = upload.get("Key", ""), upload.get("UploadId", "")
     listed = await s3_call(
-        uri,
+        f"s3://{bucket}/{key}",
         lambda: s3.list_parts(
             Bucket=bucket, Key=key, UploadId=upload_id, ExpectedBucketOwner=owner
         ),
     )
+    signs = [upload.get("Initiated")] + [
+        part.get("LastModified") for part in listed.get("Parts", [])
+    ]
+    latest = max((sign for sign in signs if isinstance(sign, datetime)), default=None)
+    # S3's own clock (the answer's Date), so a skewed local clock misjudges nothing.
+    date = listed.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("date")
+    now = parsedate_to_datetime(date) if date else datetime.now(UTC)
     parts: list[CompletedPartTypeDef] = [
         {"ETag": part.get("ETag", ""), "PartNumber": part.get("PartNumber", 0)}
         for part in listed.get("Parts", [])
+        if part.get("PartNumber") != HEARTBEAT_PART
     ]
+    silent = float("inf") if latest is None else (now - latest).total_seconds()
+    return _Upload(parts, silent)
+
+
+async def _orphan(s3: S3Client, bucket: str, upload: Any, target: S3Target) -> _Upload | None:
+    """The upload's state if its sweep is dead (silent for `orphan_after`); None if alive."""
+    found = await _inspect(s3, bucket, upload, target.expected_owner)
+    if found.silent < target.orphan_after:
+        log.info("collector.s3.upload_in_use", key=upload.get("Key"),
+                 upload_id=upload.get("UploadId"),
+                 silent_seconds=round(found.silent, 1))  # fmt: skip
+        return None
+    return found
+
+
+async def abort_orphans(
+    s3: S3Client, bucket: str, prefix: str, ours: Callable[[str], Any], target: S3Target
+) -> None:
+    """Abort every open upload under `prefix` that `ours` claims and whose sweep is dead.
+
+    A killed sweep's upload is invisible and costs money until aborted; a live sweep's (another
+    run of the same template, still writing) shows a heartbeat and is left alone.
+    """
+    async for upload in _uploads(s3, bucket, prefix, target.expected_owner):
+        key = upload.get("Key", "")
+        if not ours(key) or await _orphan(s3, bucket, upload, target) is None:
+            continue
+        abort = partial(
+            s3.abort_multipart_upload, Bucket=bucket, Key=key,
+            UploadId=upload.get("UploadId", ""), ExpectedBucketOwner=target.expected_owner,
+        )  # fmt: skip
+        await s3_call(f"s3://{bucket}/{key}", abort)
+        log.info("collector.s3.orphan_aborted", key=key, upload_id=upload.get("UploadId"))
+
+
+async def _recover(s3: S3Client, bucket: str, upload: Any, target: S3Target) -> None:
+    """Complete an upload a killed sweep left (its parts are whole principals' lines), or abort
+    it when it has no data part; a live sweep's upload is left alone."""
+    found = await _orphan(s3, bucket, upload, target)
+    if found is None:
+        return
+    key, upload_id, owner = upload.get("Key", ""), upload.get("UploadId", ""), target.expected_owner
+    uri = f"s3://{bucket}/{key}"
+    parts = found.parts
     if parts:
         await s3_call(
             uri,

@@ -19,7 +19,14 @@ from collector.config.settings import Settings
 from collector.models import CallStats, Counters, RunContext, iso
 from collector.output.files import FileWriter, check_resumable
 from collector.output.resume import ResumeState, kept_lines, scan
-from collector.output.s3 import S3Target, S3Writer, download, find_resumable
+from collector.output.s3 import (
+    S3Target,
+    S3Writer,
+    abort_orphans,
+    download,
+    find_resumable,
+    template_keys,
+)
 from collector.output.sink import Sink, StdoutWriter, Writer
 from collector.sweep.jobs import JobLatencies
 from collector.sweep.pipeline import AccountSweep, SweepResult
@@ -84,15 +91,24 @@ async def _s3_output(
     run_id: str,
     owner: str,
 ) -> AsyncIterator[tuple[S3Writer, ResumeState]]:
-    """The S3 writer, its upload started: fresh, or carrying over the newest `KEY.part`."""
-    target = S3Target(owner, settings.sse_kms_key_id)
+    """The S3 writer, its upload started: fresh, or carrying over the newest `KEY.part`.
+
+    Uploads of this template and account that killed sweeps left are completed (resume) or
+    aborted (a fresh run); a live sweep's, which keeps showing a heartbeat, is left alone.
+    """
+    target = S3Target(owner, settings.sse_kms_key_id, settings.s3_orphan_after)
     async with s3_client(settings, session) as s3:
-        part = await find_resumable(s3, template, account_id, target) if settings.resume else None
+        part = None
+        if settings.resume:
+            part = await find_resumable(s3, template, account_id, target)
+        else:
+            bucket, prefix, pattern = template_keys(template, account_id)
+            await abort_orphans(s3, bucket, prefix, pattern.fullmatch, target)
         if part is None:
             uri = template.render(account_id=account_id, run_id=run_id, now=datetime.now(UTC))
             writer = S3Writer(s3, uri, target)
             await writer.open()
-            async with _aborted_on_failure(writer):
+            async with _aborted_on_failure(writer), writer.kept_alive():
                 yield writer, ResumeState()
             return
         local = await download(s3, part, target)
@@ -103,7 +119,7 @@ async def _s3_output(
         finally:
             local.unlink(missing_ok=True)
         log.info("collector.resume.kept", part=part, principals=len(state.completed))
-        async with _aborted_on_failure(writer):
+        async with _aborted_on_failure(writer), writer.kept_alive():
             yield writer, state
 
 

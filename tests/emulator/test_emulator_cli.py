@@ -162,6 +162,7 @@ def test_emulate_help_lists_every_knob() -> None:
         "--lost-job-share",
         "--short-page-max",
         "--access-denied",
+        "--markerless",
     ):
         assert option in done.stdout
 

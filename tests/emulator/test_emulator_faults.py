@@ -174,6 +174,23 @@ def test_access_denied_on_list_users(emulator_with: EmulatorFactory) -> None:
     assert roles
 
 
+def test_markerless_pages_are_truncated_without_a_marker(emulator_with: EmulatorFactory) -> None:
+    """The markerless knob drops the Marker of the named operations' truncated pages only."""
+    faults = Faults(
+        short_page_max=3, markerless=frozenset({"ListUsers", "GetServiceLastAccessedDetails"})
+    )
+    with emulator_with(faults=faults) as emu:
+        iam = boto3_client(emu)
+        users = iam.list_users(MaxItems=1000)
+        roles = iam.list_roles(MaxItems=1000)
+        arn = of_kind(emu.ground_truth(), "principal")[0]["principal_arn"]
+        job = iam.generate_service_last_accessed_details(Arn=arn)["JobId"]
+        services = iam.get_service_last_accessed_details(JobId=job, MaxItems=1000)
+    assert users["IsTruncated"] and "Marker" not in users and 1 <= len(users["Users"]) <= 3
+    assert roles["IsTruncated"] and roles["Marker"]
+    assert services["IsTruncated"] and "Marker" not in services
+
+
 def test_lognormal_latency_varies_per_job(emulator_with: EmulatorFactory) -> None:
     """Lognormal latency gives each job its own duration around the median."""
     with emulator_with(faults=Faults(latency=LogNormal(0.05, 0.5))) as emu:

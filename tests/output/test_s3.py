@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import subprocess
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -30,6 +31,11 @@ pytestmark = pytest.mark.e2e  # every test here starts the CLI in a subprocess
 ACCOUNT = "314159265358"
 BUCKET = "audit-exports"
 SHOW_PROGRESS = {"COLLECTOR_PROGRESS": "true"}  # the status line on stderr, a pipe here
+# A short window, so a killed run's upload counts as dead seconds after its last heartbeat
+# (S3's timestamps have whole seconds: the tests wait 1.5 s more).
+ORPHAN_AFTER = 2.0
+ORPHAN_ENV = {"COLLECTOR_S3_ORPHAN_AFTER": str(ORPHAN_AFTER)}
+LIVE_BUCKET = "audit-exports-live"  # moto's bucket names are one namespace for every account
 
 
 @pytest.fixture(scope="module")
@@ -48,13 +54,13 @@ def s3(emu: Emulator) -> Any:
     )  # fmt: skip
 
 
-def read_object(emu: Emulator, key: str) -> list[dict[str, Any]]:
-    body = s3(emu).get_object(Bucket=BUCKET, Key=key)["Body"].read()
+def read_object(emu: Emulator, key: str, bucket: str = BUCKET) -> list[dict[str, Any]]:
+    body = s3(emu).get_object(Bucket=bucket, Key=key)["Body"].read()
     return [json.loads(line) for line in gzip.decompress(body).splitlines()]
 
 
-def uploads(emu: Emulator) -> list[Any]:
-    return list(s3(emu).list_multipart_uploads(Bucket=BUCKET).get("Uploads", []))
+def uploads(emu: Emulator, bucket: str = BUCKET) -> list[Any]:
+    return list(s3(emu).list_multipart_uploads(Bucket=bucket).get("Uploads", []))
 
 
 def sweep_args(emu: Emulator, prefix: str, *extra: str, progress: bool = False) -> list[str]:
@@ -130,7 +136,10 @@ def test_a_killed_upload_is_recovered_by_resume(account: Emulator, tmp_path: Any
         proc.kill()
         proc.wait(timeout=30)
     assert uploads(account)  # what SIGKILL leaves: the next run deals with it
-    resumed = cli(*sweep_args(account, "killed", "--resume"), cwd=tmp_path, timeout=240)
+    time.sleep(ORPHAN_AFTER + 1.5)  # its heartbeats stopped: silent for longer than the window
+    resumed = cli(
+        *sweep_args(account, "killed", "--resume"), cwd=tmp_path, timeout=240, env=ORPHAN_ENV
+    )
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert_matches_truth(read_object(account, f"killed/{ACCOUNT}.jsonl.gz"), account.ground_truth())
     assert uploads(account) == []
@@ -155,3 +164,72 @@ def test_s3_errors_are_exit_4_in_one_line(
     )  # fmt: skip
     one_line_error(proc, 4, f"s3://{bucket}/", *words)
     assert uploads(account) == []
+
+
+def _start(args: list[str], cwd: Any) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [COLLECTOR, *args], cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        text=True, env=os.environ | FAST_ENV | ORPHAN_ENV,
+    )  # fmt: skip
+
+
+def _wait_for_upload(
+    emu: Emulator, proc: subprocess.Popen[str], prefix: str, bucket: str = BUCKET
+) -> Any:
+    deadline = time.monotonic() + 60
+    while not (found := [u for u in uploads(emu, bucket) if u["Key"].startswith(prefix)]):
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.1)
+    return found[0]
+
+
+def test_a_fresh_run_aborts_the_upload_a_killed_run_left(account: Emulator, tmp_path: Any) -> None:
+    """`{run_id}` keys: the next run (not --resume) aborts the upload a SIGKILLed run left."""
+    output = f"s3://{BUCKET}/runs/{{account_id}}/{{run_id}}.jsonl.gz"
+    args = ["sweep", "--endpoint-url", account.endpoint, "--output", output, "--no-progress"]
+    proc = _start(args, tmp_path)
+    with killed_on_failure(proc):
+        left = _wait_for_upload(account, proc, f"runs/{ACCOUNT}/")
+        proc.kill()
+        proc.wait(timeout=30)
+    time.sleep(ORPHAN_AFTER + 1.5)  # its heartbeats stopped: silent for longer than the window
+    fresh = cli(*args, cwd=tmp_path, timeout=240, env=ORPHAN_ENV)
+    assert fresh.returncode == 0, fresh.stderr[-2000:]
+    assert '"collector.s3.orphan_aborted"' in fresh.stderr and left["UploadId"] in fresh.stderr
+    assert uploads(account) == []
+
+
+def test_a_live_sweeps_upload_is_never_aborted(tmp_path: Any) -> None:
+    """A second run of the template while a slow first one still writes: both publish whole."""
+    faults = Faults(latency=0.2, rate_limits={"GenerateServiceLastAccessedDetails": 8})
+    options = EmulatorOptions(principals=160, seed=23, faults=faults, account_id="271828182845")
+    with running_emulator(options) as emu:
+        s3(emu).create_bucket(Bucket=LIVE_BUCKET)
+        truth = emu.ground_truth()
+        output = f"s3://{LIVE_BUCKET}/live/{{account_id}}/{{run_id}}.jsonl.gz"
+        args = ["sweep", "--endpoint-url", emu.endpoint, "--output", output, "--no-progress"]
+        first = _start(args, tmp_path)
+        with killed_on_failure(first):
+            upload = _wait_for_upload(emu, first, "live/", LIVE_BUCKET)
+            time.sleep(ORPHAN_AFTER + 1.5)  # older than the window: only heartbeats say "alive"
+            # The second run sweeps one user, so it is done while the first still writes.
+            user = next(r["principal_name"] for r in truth if r["principal_type"] == "user"
+                        and r["record"] == "principal")  # fmt: skip
+            one = ORPHAN_ENV | {"COLLECTOR_DISCOVERY_KINDS": "user",
+                                "COLLECTOR_DISCOVERY_INCLUDE": user}  # fmt: skip
+            second = cli(*args, cwd=tmp_path, timeout=240, env=one)
+            assert first.poll() is None, "the first sweep must outlast the second for this test"
+            _, first_err = first.communicate(timeout=240)
+        assert second.returncode == 0, second.stderr[-2000:]
+        assert '"collector.s3.upload_in_use"' in second.stderr
+        assert upload["UploadId"] in second.stderr
+        assert first.returncode == 0, first_err[-2000:]
+        keys = [item["Key"] for item in s3(emu).list_objects_v2(Bucket=LIVE_BUCKET)["Contents"]]
+        assert len(keys) == 2 and not any(key.endswith(".part") for key in keys)
+        whole = [read_object(emu, key, LIVE_BUCKET) for key in keys]
+        assert sorted(len(lines) for lines in whole)[0] < len(truth)  # the one-user sweep
+        assert any(len(lines) == len(truth) + 1 for lines in whole)
+        for lines in whole:
+            if len(lines) == len(truth) + 1:
+                assert_matches_truth(lines, truth)
+        assert uploads(emu, LIVE_BUCKET) == []

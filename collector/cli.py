@@ -18,7 +18,7 @@ import anyio
 import structlog
 
 from collector import __version__
-from collector.config.loading import env_name, load_settings, options
+from collector.config.loading import check_mode, env_name, load_settings, options
 from collector.config.settings import Rates, Settings
 from collector.errors import (
     EXIT_OK,
@@ -220,8 +220,7 @@ def _run(settings: Settings, credentials: Mapping[str, str] | None = None) -> tu
             shard = resolve_shard(settings.shard, os.environ)
             run_id = resolve_run_id(settings.run_id, os.environ, datetime.now(UTC))
             return anyio.run(_sweep_org, settings, shard, run_id)
-        if settings.shard is not None:
-            raise ConfigError("--shard splits the accounts of --org, --ou or --accounts")
+        check_mode(settings)
         return anyio.run(_sweep, settings, credentials)
     except BaseException as error:  # the one place where errors become exit codes
         found = _collector_error(error)

@@ -217,20 +217,22 @@ class ReportCall:
         except SyntaxError:  # ElementTree's ParseError
             return None
         result: Element | None = None
-        request_id = ""
+        metadata: dict[str, Any] = {}
         for child in root:
             tag = _local(child.tag)
             if tag == self._wrapper:
                 result = child
             elif tag == "ResponseMetadata":
-                request_id = "".join(child.itertext())
+                # As botocore reads it: each child's own text (IAM indents its answers, so the
+                # element's whole text would carry the whitespace around <RequestId>).
+                metadata = {_local(item.tag): item.text for item in child}
         if result is None:
             return None
         try:
             parsed: dict[str, Any] = self._read(result)
         except ValueError:  # a number or timestamp that does not read
             return None
-        parsed["ResponseMetadata"] = {"RequestId": request_id, "HTTPStatusCode": 200}
+        parsed["ResponseMetadata"] = metadata | {"HTTPStatusCode": 200}
         return parsed
 
 

@@ -138,7 +138,8 @@ async def sweep_account(
     try:
         async with open_clients(settings, session=session, credentials=credentials) as clients:
             account_id = await caller_account(clients.sts, Caller(settings.retry, stats))
-            args = (settings, clients.iam, account_id, run_id, shutdown, counters, stats, latencies)
+            args = (settings, clients.iam, account_id, run_id, shutdown, counters, stats, latencies,
+                    clients.report_calls)  # fmt: skip
             if template.is_s3:
                 owner = settings.s3_bucket_owner or output_owner or account_id
                 async with _s3_output(
@@ -168,6 +169,7 @@ async def _run(
     counters: Counters | None,
     stats: CallStats,
     latencies: JobLatencies | None,
+    report_calls: str,
     writer: Writer,
     state: ResumeState,
 ) -> SweepResult:
@@ -190,6 +192,7 @@ async def _run(
         run_id=run.run_id,
         output=writer.destination,
         resumed_principals=len(state.completed),
+        report_calls=report_calls,
     )
     try:
         with shutdown.watching(sweep):

@@ -12,7 +12,9 @@ from tests.support.sweeping import assert_matches_truth, normalized, read_lines
 
 
 def _started(stderr: str) -> dict[str, Any]:
-    events = [json.loads(line) for line in stderr.splitlines() if line.startswith("{")]
+    events: list[dict[str, Any]] = [
+        json.loads(line) for line in stderr.splitlines() if line.startswith("{")
+    ]
     (started,) = [event for event in events if event["event"] == "collector.sweep.started"]
     return started
 

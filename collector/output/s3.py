@@ -62,8 +62,8 @@ async def s3_call(uri: str, call: Callable[[], Awaitable[T]]) -> T:
         code, message = details.get("Code", "Unknown"), details.get("Message", "")
         hint = {
             "NoSuchBucket": "create the bucket or fix --output",
-            "AccessDenied": "grant the S3 statements of the README's policy, and check the "
-            "bucket owner (--s3-bucket-owner)",
+            "AccessDenied": "grant docs/policies/s3-output-policy.json's statements, and check "
+            "the bucket owner (--s3-bucket-owner)",
         }.get(str(code), "check --output and the bucket")
         raise OutputError(f"{uri}: {code}: {message}; {hint}") from None
     except BotoCoreError as error:

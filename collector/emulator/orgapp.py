@@ -13,7 +13,14 @@ from typing import Any
 from moto.iam.models import IAMBackend
 
 from collector.emulator import wire
-from collector.emulator.app import EmulatorApp, WSGIApp, form_params, read_body, signing_service
+from collector.emulator.app import (
+    EmulatorApp,
+    WSGIApp,
+    form_params,
+    read_body,
+    s3_denied,
+    signing_service,
+)
 from collector.emulator.assume import Caller, Denial, check_assume_role, duration
 from collector.emulator.orgaccess import ORG_OPERATIONS, OrgAccessReports
 from collector.emulator.stats import SERVED
@@ -106,6 +113,8 @@ class OrgApp:
             # moto keeps the organisation with the management account's backend.
             environ["HTTP_X_MOTO_ACCOUNT_ID"] = self.management
             return self.moto_app(environ, start_response)
+        if s3_denied(environ, self.accounts[self.management].injector.faults.access_denied):
+            return _answer(start_response, 403, wire.s3_error("AccessDenied", "Access Denied"))
         environ["HTTP_X_MOTO_ACCOUNT_ID"] = caller.account_id
         return self.moto_app(environ, start_response)
 

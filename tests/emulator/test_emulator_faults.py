@@ -183,7 +183,11 @@ S3_CALLS = [
     ("ListParts", "list_parts", {"Key": "open.part", "UploadId": "UPLOAD"}),
     ("AbortMultipartUpload", "abort_multipart_upload", {"Key": "open.part", "UploadId": "UPLOAD"}),
     ("ListObjectsV2", "list_objects_v2", {"Prefix": "k"}),
-    ("CopyObject", "copy_object", {"Key": "copy", "CopySource": {"Bucket": "bkt", "Key": "present"}}),
+    (
+        "CopyObject",
+        "copy_object",
+        {"Key": "copy", "CopySource": {"Bucket": "bkt", "Key": "present"}},
+    ),
 ]
 
 

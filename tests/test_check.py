@@ -264,3 +264,17 @@ def test_bad_input_is_one_line_and_exit_2(
     assert line.startswith(("collector: error: ", "collector check: error: "))
     assert all(word in line for word in words), line
     assert not proc.stdout
+
+
+def test_org_access_report_adds_list_roots(org: Organization, tmp_path: Path) -> None:
+    """With --org-access-report the check also proves organizations:ListRoots, which the
+    report's walk starts from."""
+    proc = _org_check(org, tmp_path, "--org-access-report", "--sample", "0")
+    document = json.loads(proc.stdout)
+    listing = [r for r in document["checks"] if r["check"].startswith("organizations:")]
+    assert [(r["check"], r["result"]) for r in listing] == [
+        ("organizations:DescribeOrganization", "ok"),
+        ("organizations:ListAccounts", "ok"),
+        ("organizations:ListRoots", "ok"),
+    ]
+    assert proc.returncode == 0 and document["sampled_accounts"] == []

@@ -224,20 +224,36 @@ def test_org_check_samples_n_member_accounts(org: Organization, tmp_path: Path) 
     assert proc.returncode == (3 if role_less in members[:2] else 0), proc.stdout
 
 
-def test_org_listing_denied_is_exit_3_naming_the_action(tmp_path: Path) -> None:
-    """Organizations refusing ListAccounts: DescribeOrganization passed, ListAccounts denied
-    with the action to add, no member account tried; exit 3."""
-    faults = Faults(access_denied=frozenset({"ListAccounts"}))
+ORG_REFUSED = [
+    ("DescribeOrganization", []),
+    ("ListAccounts", []),
+    ("ListRoots", ["--org-access-report"]),
+    ("ListAccountsForParent", ["--ou"]),
+    ("ListChildren", ["--ou"]),
+]
+
+
+@pytest.mark.parametrize(("operation", "extra"), ORG_REFUSED, ids=[r[0] for r in ORG_REFUSED])
+def test_org_listing_refused_is_exit_3_naming_the_action(
+    tmp_path: Path, operation: str, extra: list[str]
+) -> None:
+    """Organizations refusing one listing call: the calls before it passed, it is denied with
+    the action to add to the caller, the ones after it skipped; no member account is tried."""
+    faults = Faults(access_denied=frozenset({operation}))
     with running_organization(OrgOptions(accounts=2, principals=4, seed=2, faults=faults)) as o:
-        proc = _org_check(o, tmp_path)
+        # --ou walks from the root: ListAccountsForParent and ListChildren instead of ListAccounts.
+        argv = ["check", "--ou", o.root_id] if "--ou" in extra else ["check", "--org", *extra]
+        proc = cli(
+            *argv, "--role-name", ROLE, "--endpoint-url", o.endpoint, "--output",
+            "out/{account_id}.jsonl", "--format", "json", cwd=tmp_path, timeout=180,
+        )  # fmt: skip
     assert proc.returncode == 3, proc.stdout + proc.stderr[-2000:]
     document = json.loads(proc.stdout)
-    results = {row["check"]: row for row in document["checks"][:3]}
-    assert results["organizations:DescribeOrganization"]["result"] == "ok"
-    assert results["organizations:ListAccounts"]["result"] == "denied"
-    assert results["organizations:ListAccounts"]["fix"].startswith(
-        "add organizations:ListAccounts to "
-    )
+    listing = [r for r in document["checks"] if r["check"].startswith("organizations:")]
+    results = [r["result"] for r in listing]
+    at = [r["check"] for r in listing].index(f"organizations:{operation}")
+    assert results == ["ok"] * at + ["denied"] + ["skipped"] * (len(listing) - at - 1)
+    assert listing[at]["fix"].startswith(f"add organizations:{operation} to ")
     assert document["sampled_accounts"] == [] and document["member_accounts"] is None
 
 

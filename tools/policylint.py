@@ -1,6 +1,6 @@
 """Lint every IAM policy file under the given directories with parliament (`make lint`).
 
-A policy file is a `*.json` file holding a policy document (`Version` and `Statement`). A
+A policy file is a `*.json` file holding a policy document (a `Statement`). A
 statement with a `Principal` and no `Resource` is a role's trust policy: parliament has no
 mode for those (duo-labs/parliament#229: it reports every trust policy as MALFORMED for the
 missing Resource), so each is checked as the resource policy it is, with the role it guards
@@ -46,7 +46,7 @@ def policy_files(roots: list[Path]) -> list[Path]:
                 document = json.loads(path.read_text(encoding="utf-8"))
             except ValueError:
                 continue  # not JSON at all: no policy
-            if isinstance(document, dict) and "Statement" in document and "Version" in document:
+            if isinstance(document, dict) and "Statement" in document:
                 found.append(path)
     return found
 

@@ -12,7 +12,7 @@ FROM ${BASE_IMAGE} AS build
 RUN apt-get update \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends python3 python3-venv \
     && rm -rf /var/lib/apt/lists/*
-COPY pyproject.toml README.md /src/
+COPY pyproject.toml README.md LICENSE /src/
 COPY collector /src/collector
 # The build machine's pip settings (index, certificate) arrive as build secrets: they never
 # reach a layer or this file. Without them pip uses PyPI with the system CA store.

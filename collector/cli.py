@@ -76,7 +76,7 @@ def build_parser(*, emulator_options: bool = True) -> argparse.ArgumentParser:
         prog="collector",
         description="Bulk export of AWS IAM service-last-accessed (Access Advisor) data to JSONL.",
     )
-    parser.add_argument("--version", action="version", version=f"collector {__version__}")
+    parser.add_argument("-V", "--version", action="version", version=f"collector {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     sweep = commands.add_parser("sweep", help="report on every principal of the account")
     _add_sweep_options(sweep)
@@ -319,7 +319,8 @@ def _demo(args: argparse.Namespace) -> int:
 
 def _emulator_missing() -> int:
     print(
-        "collector: error: the emulator needs its extra: pip install 'collector[emulator]'",
+        "collector: error: the emulator needs its extra: "
+        "pip install 'access-advisor-collector[emulator]'",
         file=sys.stderr,
     )
     return EXIT_USAGE

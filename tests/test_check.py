@@ -21,6 +21,8 @@ from collector.emulator.orgserver import Organization, running_organization
 from tests.support.cli import COLLECTOR, cli
 from tests.support.org import ROLE
 
+pytestmark = pytest.mark.e2e  # every test here starts the CLI in a subprocess
+
 BUCKET = "exports"
 ACCOUNT = "444455556666"  # one emulator per account id in a process: the module's has the default
 OUTPUT = f"s3://{BUCKET}/collector/{{account_id}}/{{date}}.jsonl.gz"
@@ -148,6 +150,27 @@ def test_each_refused_operation_is_exit_3_naming_its_action(
         assert row["fix"].startswith(f"add {action} on {on} to arn:aws:iam::{ACCOUNT}:user/")
     else:
         assert len(rows) == 1  # without an identity nothing else can be checked
+
+
+def test_policy_documents_adds_get_account_authorization_details(tmp_path: Path) -> None:
+    """--policy-documents: the check proves iam:GetAccountAuthorizationDetails too, and names
+    it when refused."""
+    faults = Faults(access_denied=frozenset({"GetAccountAuthorizationDetails"}))
+    for refused in (Faults(), faults):
+        options = EmulatorOptions(principals=4, seed=5, faults=refused, account_id=ACCOUNT)
+        with running_emulator(options) as emu:
+            proc = cli(
+                "check", "--endpoint-url", emu.endpoint, "--policy-documents", "--format",
+                "json", cwd=tmp_path, timeout=120,
+            )  # fmt: skip
+        (row,) = [
+            r for r in _checks(proc.stdout) if r["check"] == "iam:GetAccountAuthorizationDetails"
+        ]
+        if refused is faults:
+            assert proc.returncode == 3 and row["result"] == "denied"
+            assert row["fix"].startswith("add iam:GetAccountAuthorizationDetails to ")
+        else:
+            assert proc.returncode == 0 and row["result"] == "ok", proc.stdout
 
 
 def test_an_unreachable_endpoint_is_exit_3(tmp_path: Path) -> None:

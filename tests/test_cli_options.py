@@ -22,6 +22,7 @@ def test_every_flag_sets_its_own_key_and_no_other() -> None:
         assert given == {option.key: expected}, option.flag.name
 
 
+@pytest.mark.e2e
 def test_help_of_every_option_is_the_keys_description_and_names_its_variable() -> None:
     """`collector sweep --help` shows each key's help and its COLLECTOR_* variable."""
     shown = subprocess.run(
@@ -64,6 +65,7 @@ ORG_ONLY_GIVEN = [
 ]
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(("flags", "env", "named"), ORG_ONLY_GIVEN)
 def test_an_org_only_option_without_org_mode_is_exit_2(
     tmp_path: Path, flags: list[str], env: dict[str, str], named: str

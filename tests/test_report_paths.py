@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from collector.emulator import EmulatorOptions, Faults, running_emulator
 from tests.support.cli import cli
 from tests.support.sweeping import assert_matches_truth, normalized, read_lines
@@ -19,6 +21,7 @@ def _started(stderr: str) -> dict[str, Any]:
     return started
 
 
+@pytest.mark.e2e
 def test_fast_report_calls_off_gives_the_same_service_and_entity_rows(tmp_path: Path) -> None:
     """COLLECTOR_FAST_REPORT_CALLS=false and the default: same service and entity rows (both
     the account's ground truth), each run's start-up line naming the path it took."""

@@ -84,8 +84,8 @@ def tune_iam_client(client: Client) -> Client:
       installs a non-parsing one on its session for the same cost).
     - User-Agent: botocore builds it twice per request from ~20 components; the text only
       changes with the request's feature set, so it is built once per set.
-    - `json_decode_policies` walks every IAM response for policy documents, which the
-      sweep never reads.
+    - `json_decode_policies` walks every IAM response for policy documents; the sweep reads
+      them from one operation only (GetAccountAuthorizationDetails) and decodes them there.
     - Endpoint: botocore evaluates the endpoint ruleset on every call; IAM's answer depends
       only on the client's settings and the operation, so it is resolved once per operation.
     """

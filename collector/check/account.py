@@ -11,7 +11,14 @@ from typing import Any
 
 from botocore import xform_name
 
-from collector.aws.iam import GENERATE, GET, GET_WITH_ENTITIES, LIST_OPERATIONS, Caller
+from collector.aws.iam import (
+    AUTHORIZATION_DETAILS,
+    GENERATE,
+    GET,
+    GET_WITH_ENTITIES,
+    LIST_OPERATIONS,
+    Caller,
+)
 from collector.check.rows import Result, Row
 from collector.config.settings import Settings
 from collector.errors import (
@@ -114,8 +121,9 @@ async def identity(sts: Any, caller: Caller, where: str) -> tuple[Row, Identity 
 async def iam_rows(
     iam: Any, caller: Caller, settings: Settings, who: Identity, where: str
 ) -> list[Row]:
-    """Each List* of the kinds swept, then Generate on the first principal listed, then one
-    page of the job and of its entities."""
+    """Each List* of the kinds swept (and GetAccountAuthorizationDetails with
+    --policy-documents), then Generate on the first principal listed, then one page of the job
+    and of its entities."""
     rows: list[Row] = []
     first: str | None = None
     principal = who.principal
@@ -131,6 +139,14 @@ async def iam_rows(
         if outcome.answer is not None and first is None:
             listed = outcome.answer.get(LIST_KEYS[operation], [])
             first = str(listed[0]["Arn"]) if listed else None
+    if settings.policy_documents:  # --policy-documents reads every policy document once
+        details = await probe(
+            caller,
+            AUTHORIZATION_DETAILS,
+            lambda: iam.get_account_authorization_details(MaxItems=1),
+        )
+        called = f"{AUTHORIZATION_DETAILS}(MaxItems=1)"
+        rows.append(_row(f"iam:{AUTHORIZATION_DETAILS}", where, details, principal, called))
     if first is None:
         rows += [
             Row(f"iam:{name}", name, where, "skipped", "no principal listed to try it on")

@@ -449,6 +449,14 @@ class Settings:
         _help("with --org: also the organizations access report (root, OUs, accounts)"),
         Flag("--org-access-report", switch=True, org=True),
     ] = False
+    policy_documents: Annotated[
+        bool,
+        _help(
+            "also write a policy_document line per policy (GetAccountAuthorizationDetails), "
+            "the input of `collector report rightsize`"
+        ),
+        Flag("--policy-documents", switch=True),
+    ] = False
     rates: Rates = field(default_factory=Rates)
     org: OrgSettings = field(default_factory=OrgSettings)
     poll: PollSettings = field(default_factory=PollSettings)

@@ -1,6 +1,6 @@
 """The WSGI middleware in front of moto's server: faults and model validation for every IAM
-call, the three Access Advisor operations moto lacks, List calls paged as IAM pages them, and
-the caller's identity; everything else goes through to moto."""
+call, the three Access Advisor operations moto lacks, List calls and GetAccountAuthorizationDetails
+paged as IAM pages them, and the caller's identity; everything else goes through to moto."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from collector.emulator import wire
+from collector.emulator.authdetails import OPERATION as AUTHORIZATION_DETAILS
+from collector.emulator.authdetails import AuthorizationDetails
 from collector.emulator.faults import FaultInjector
 from collector.emulator.identity import caller_arn, get_caller_identity
 from collector.emulator.listing import LISTS, Listings
@@ -51,6 +53,7 @@ class EmulatorApp:
         self.account_id = account_id
         self.caller_arn = caller_arn(account_id)
         self.listings = Listings(moto_app, injector)
+        self.details = AuthorizationDetails(injector)
         # Per-second call counts, only when a benchmark asked for them (stats.recording).
         self.stats = stats if stats is not None else current_stats()
 
@@ -89,6 +92,9 @@ class EmulatorApp:
             return _answer(start_response, 400, wire.error(problem.code, problem.message, 400))
         if operation in OPERATIONS:
             answer = self.advisor.handle(operation, params)
+            return _answer(start_response, answer.status, answer.body)
+        if operation == AUTHORIZATION_DETAILS:
+            answer = self.details.handle(self.advisor.directory(), params)
             return _answer(start_response, answer.status, answer.body)
         if operation in LISTS:
             answer = self.listings.handle(operation, params, environ)

@@ -79,6 +79,7 @@ class Emulator:
         granularity: str = "SERVICE_LEVEL",
         entities: EntitiesMode = "accessed",
         aws_managed_policies: bool = False,
+        policy_documents: bool = False,
     ) -> list[dict[str, Any]]:
         """The schema-1 records (without run and job fields) a correct sweep writes."""
         return ground_truth(
@@ -89,6 +90,7 @@ class Emulator:
             granularity=granularity,
             entities=entities,
             aws_managed_policies=aws_managed_policies,
+            with_policy_documents=policy_documents,
         )
 
 

@@ -17,6 +17,9 @@ from collector.models import RECORD_FIELDS, SCHEMA, Record
 from collector.template import PART_SUFFIX
 
 # Record kinds a resumed file keeps for completed principals; errors and the run line are redone.
+# policy_document lines (--policy-documents) are never kept: they are one set with no completion
+# marker of its own, a stop may have cut it short, and it costs a few calls to read again, so a
+# resumed sweep writes the whole set anew (never twice, never in part).
 KEPT_KINDS = frozenset({"service", "entity", "principal"})
 
 

@@ -63,7 +63,7 @@ def _window_options(parser: argparse.ArgumentParser, *, as_of: bool = True) -> N
 
 
 def add_report_parser(commands: Any) -> None:
-    """Add `report unused|summary|diff|parquet` to the CLI's subcommands."""
+    """Add `report unused|summary|diff|org-unused|rightsize|parquet` to the CLI's subcommands."""
     report = commands.add_parser(
         "report", help="answers from exported JSONL files (needs the report extra)"
     )
@@ -88,6 +88,14 @@ def add_report_parser(commands: Any) -> None:
     org_unused.add_argument("paths", nargs="+", metavar="PATH", help="org-access-*.jsonl files")
     _window_options(org_unused)
     _output_options(org_unused)
+    rightsize = kinds.add_parser(
+        "rightsize",
+        help="per policy: the services not used in N days, and a document without them "
+        "(needs exports of sweep --policy-documents)",
+    )
+    rightsize.add_argument("paths", nargs="+", metavar="PATH", help=paths_help)
+    _window_options(rightsize)
+    _output_options(rightsize)
     parquet = kinds.add_parser("parquet", help="write Parquet partitioned by account and date")
     parquet.add_argument("paths", nargs="+", metavar="PATH", help=paths_help)
     parquet.add_argument("--to", required=True, metavar="DIR", help="the dataset's root folder")
@@ -124,6 +132,11 @@ def _build(args: argparse.Namespace) -> Any:
         for note in notes:
             print(f"collector: warning: {note}", file=sys.stderr)
         return org_unused_report(con, args.as_of or datetime.now(UTC).date(), args.days, notes)
+    if args.report_command == "rightsize":
+        from collector.report.rightsize import rightsize_report
+
+        as_of = args.as_of or datetime.now(UTC).date()
+        return rightsize_report(con, args.paths, as_of, args.days, _warnings)
     runs = load(con, args.paths, "inputs", every_column=args.report_command == "parquet")
     notes = _warnings(runs, "")
     if args.report_command == "parquet":
@@ -154,6 +167,13 @@ def _warnings(runs: Any, side: str) -> list[str]:
 
 def _write(report: Any, fmt: str, out: IO[str], terminal: bool) -> None:
     from collector.report import render
+    from collector.report.rightsize import Rightsize
+
+    if isinstance(report, Rightsize):  # its json is one array, its markdown and html diffs
+        from collector.report.rightsizeout import write
+
+        write(report, fmt, out, terminal=terminal)
+        return
 
     if fmt == "csv":
         render.write_csv(report, out)
@@ -176,7 +196,8 @@ def run_report(args: argparse.Namespace) -> int:
         import rich  # noqa: F401
     except ImportError:
         print(
-            "collector: error: reports need their extra: pip install 'collector[report]'",
+            "collector: error: reports need their extra: "
+            "pip install 'access-advisor-collector[report]'",
             file=sys.stderr,
         )
         return EXIT_USAGE

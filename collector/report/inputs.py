@@ -3,6 +3,8 @@
 # A table `NAME` holds every record, typed; `NAME_runs` one row per (account, run) with its
 # status and start; `NAME_cur` the records of the newest run of each account, so a glob over
 # many nights (`out/*/*.jsonl.gz`) reports each account once, from its latest sweep.
+# policy_document lines (`sweep --policy-documents`) describe policies, not reports: they are
+# checked like the rest and then moved to `NAME_documents`, out of the per-principal tables.
 
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ from collector.report.model import ReportInputError
 if TYPE_CHECKING:
     import duckdb
 
-KINDS = ("service", "entity", "principal", "error", "run")
+KINDS = ("service", "entity", "principal", "error", "run", "policy_document")
 
 # Every key of schema 1, typed loosely: JSON where a key's type varies by record kind
 # (`entities` is a count on principal lines and a mode on run lines) or is nested.
@@ -62,6 +64,12 @@ SOURCE_COLUMNS = {
     "throttled_calls": "JSON",
     "granularity": "VARCHAR",
     "collector_version": "VARCHAR",
+    "policy_arn": "VARCHAR",
+    "owner_arn": "VARCHAR",
+    "policy_name": "VARCHAR",
+    "version_id": "VARCHAR",
+    "document": "JSON",
+    "attached_to": "JSON",
 }
 
 # What the reports read; parquet loads every column. Fewer columns load much faster
@@ -168,7 +176,8 @@ def _typed_select(source: str, names: tuple[str, ...]) -> str:
         WHEN account_id IS NULL OR NOT regexp_full_match(account_id, '[0-9]{{12}}')
             THEN 'account_id ' || coalesce(account_id, 'null') || ' is not 12 digits'
         WHEN run_id IS NULL THEN 'a line without run_id'
-        WHEN record <> 'run' AND (principal_arn IS NULL OR principal_type IS NULL)
+        WHEN record NOT IN ('run', 'policy_document')
+             AND (principal_arn IS NULL OR principal_type IS NULL)
             THEN 'a ' || record || ' line without principal_arn or principal_type'
         WHEN record IN ('service', 'entity') AND service_namespace IS NULL
             THEN 'a ' || record || ' line without service_namespace'
@@ -182,15 +191,21 @@ def _first_line(error: BaseException) -> str:
 
 
 def load(
-    con: duckdb.DuckDBPyConnection, patterns: list[str], name: str, *, every_column: bool = False
+    con: duckdb.DuckDBPyConnection,
+    patterns: list[str],
+    name: str,
+    *,
+    every_column: bool = False,
+    extra: tuple[str, ...] = (),
 ) -> list[Run]:
-    """Load the inputs into table NAME (+ NAME_runs, NAME_cur); return their runs."""
+    """Load the inputs into table NAME (+ NAME_runs, NAME_cur, NAME_documents); return their
+    runs. `extra`: columns a report reads besides REPORT_COLUMNS."""
     import duckdb
 
     files = expand(patterns)
     if not files:
         raise ReportInputError("no input files given")
-    names = tuple(SOURCE_COLUMNS) if every_column else REPORT_COLUMNS
+    names = tuple(SOURCE_COLUMNS) if every_column else (*REPORT_COLUMNS, *extra)
     columns = "{" + ", ".join(f"'{key}': '{SOURCE_COLUMNS[key]}'" for key in names) + "}"
     file_list = "[" + ", ".join("'" + f.replace("'", "''") + "'" for f in files) + "]"
     source = (
@@ -212,6 +227,10 @@ def load(
     ).fetchone()
     if empty is not None:
         raise ReportInputError(f"{empty[0]}: holds no records")
+    con.execute(
+        f"""CREATE TABLE {name}_documents AS SELECT * FROM {name} WHERE record = 'policy_document';
+        DELETE FROM {name} WHERE record = 'policy_document'"""
+    )
     return _runs(con, name)
 
 

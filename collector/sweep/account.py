@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
@@ -106,6 +107,21 @@ async def _s3_output(
             yield writer, state
 
 
+@dataclass(frozen=True, kw_only=True)
+class _Account:
+    """What one account's sweep runs with, whichever output it writes to."""
+
+    settings: Settings
+    iam: Any
+    account_id: str
+    run_id: str
+    shutdown: Shutdown
+    counters: Counters | None
+    stats: CallStats
+    latencies: JobLatencies | None
+    report_calls: str = "aiobotocore"  # which path the three report calls take (start-up line)
+
+
 async def sweep_account(
     settings: Settings,
     *,
@@ -138,14 +154,17 @@ async def sweep_account(
     try:
         async with open_clients(settings, session=session, credentials=credentials) as clients:
             account_id = await caller_account(clients.sts, Caller(settings.retry, stats))
-            args = (settings, clients.iam, account_id, run_id, shutdown, counters, stats, latencies,
-                    clients.report_calls)  # fmt: skip
+            account = _Account(
+                settings=settings, iam=clients.iam, account_id=account_id, run_id=run_id,
+                shutdown=shutdown, counters=counters, stats=stats, latencies=latencies,
+                report_calls=clients.report_calls,
+            )  # fmt: skip
             if template.is_s3:
                 owner = settings.s3_bucket_owner or output_owner or account_id
                 async with _s3_output(
                     settings, output_session or session, template, account_id, run_id, owner
                 ) as (writer, state):
-                    return await _run(*args, writer, state)
+                    return await _run(account, writer, state)
             if early is None:
                 early = await anyio.to_thread.run_sync(
                     _locked_writer, template, account_id, run_id, settings.resume
@@ -153,49 +172,37 @@ async def sweep_account(
             state = ResumeState()
             if isinstance(early, FileWriter):
                 state = await _open_file(early, account_id)
-            return await _run(*args, early, state)
+            return await _run(account, early, state)
     except BaseException:
         if isinstance(early, FileWriter):
             early.close()
         raise
 
 
-async def _run(
-    settings: Settings,
-    iam: Any,
-    account_id: str,
-    run_id: str,
-    shutdown: Shutdown,
-    counters: Counters | None,
-    stats: CallStats,
-    latencies: JobLatencies | None,
-    report_calls: str,
-    writer: Writer,
-    state: ResumeState,
-) -> SweepResult:
+async def _run(account: _Account, writer: Writer, state: ResumeState) -> SweepResult:
     """Run the account's sweep into the opened output."""
-    run = RunContext(run_id=state.run_id or run_id, account_id=account_id)
+    run = RunContext(run_id=state.run_id or account.run_id, account_id=account.account_id)
     sweep = AccountSweep(
-        settings,
-        iam,
+        account.settings,
+        account.iam,
         run,
         Sink(writer, state.kept),
         started=state.started or iso(datetime.now(UTC)) or "",
         skip=state.completed,
-        counters=counters,
-        stats=stats,
-        latencies=latencies,
+        counters=account.counters,
+        stats=account.stats,
+        latencies=account.latencies,
     )
     log.info(
         "collector.sweep.started",
-        account_id=account_id,
+        account_id=account.account_id,
         run_id=run.run_id,
         output=writer.destination,
         resumed_principals=len(state.completed),
-        report_calls=report_calls,
+        report_calls=account.report_calls,
     )
     try:
-        with shutdown.watching(sweep):
+        with account.shutdown.watching(sweep):
             return await sweep.run()
     except BaseException:
         with anyio.CancelScope(shield=True):

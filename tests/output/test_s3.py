@@ -7,7 +7,6 @@ import json
 import os
 import signal
 import subprocess
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,11 +14,22 @@ import boto3
 import pytest
 
 from collector.emulator import Emulator, EmulatorOptions, Faults, running_emulator
-from tests.support.cli import COLLECTOR, FAST_ENV, cli, killed_on_failure, one_line_error
+from tests.support.cli import (
+    COLLECTOR,
+    FAST_ENV,
+    cli,
+    killed_on_failure,
+    one_line_error,
+    principals_done,
+    wait_for_stderr,
+)
 from tests.support.sweeping import assert_matches_truth
+
+pytestmark = pytest.mark.e2e  # every test here starts the CLI in a subprocess
 
 ACCOUNT = "314159265358"
 BUCKET = "audit-exports"
+SHOW_PROGRESS = {"COLLECTOR_PROGRESS": "true"}  # the status line on stderr, a pipe here
 
 
 @pytest.fixture(scope="module")
@@ -47,9 +57,19 @@ def uploads(emu: Emulator) -> list[Any]:
     return list(s3(emu).list_multipart_uploads(Bucket=BUCKET).get("Uploads", []))
 
 
-def sweep_args(emu: Emulator, prefix: str, *extra: str) -> list[str]:
+def sweep_args(emu: Emulator, prefix: str, *extra: str, progress: bool = False) -> list[str]:
+    """`collector sweep` to s3://BUCKET/PREFIX/, with no status line unless `progress`."""
     output = f"s3://{BUCKET}/{prefix}/{{account_id}}.jsonl.gz"
-    return ["sweep", "--endpoint-url", emu.endpoint, "--output", output, "--no-progress", *extra]
+    quiet = [] if progress else ["--no-progress"]
+    return ["sweep", "--endpoint-url", emu.endpoint, "--output", output, *quiet, *extra]
+
+
+def start_showing_progress(emu: Emulator, prefix: str, cwd: Any) -> subprocess.Popen[str]:
+    """A sweep to S3 in the background, its status line on stderr (a pipe) to wait on."""
+    return subprocess.Popen(
+        [COLLECTOR, *sweep_args(emu, prefix, progress=True)], cwd=cwd, stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE, text=True, env=os.environ | FAST_ENV | SHOW_PROGRESS,
+    )  # fmt: skip
 
 
 def test_a_sweep_to_s3_publishes_one_whole_encrypted_object(
@@ -73,21 +93,16 @@ def test_a_sweep_to_s3_publishes_one_whole_encrypted_object(
 def test_sigterm_then_resume_gives_the_same_object(account: Emulator, tmp_path: Any) -> None:
     """SIGTERM mid-sweep: KEY.part holds the complete principals, no upload is left open;
     --resume finishes the same object an uninterrupted sweep writes."""
-    proc = subprocess.Popen(
-        [COLLECTOR, *sweep_args(account, "stopped")], cwd=tmp_path, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True, env=os.environ | FAST_ENV,
-    )  # fmt: skip
+    proc = start_showing_progress(account, "stopped", tmp_path)
     with killed_on_failure(proc):
-        deadline = time.monotonic() + 60
-        while '"collector.sweep.started"' not in (proc.stderr.readline() if proc.stderr else ""):
-            assert time.monotonic() < deadline and proc.poll() is None
-        time.sleep(2)
+        wait_for_stderr(proc, lambda seen: principals_done(seen) >= 40)
         proc.send_signal(signal.SIGTERM)
         _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 143, stderr[-2000:]
     key = f"stopped/{ACCOUNT}.jsonl.gz"
     part = read_object(account, key + ".part")
     assert part[-1]["record"] == "run" and part[-1]["status"] == "interrupted"
+    assert 40 <= part[-1]["records"]["principal"] < 250
     assert uploads(account) == []
     names = {
         o["Key"] for o in s3(account).list_objects_v2(Bucket=BUCKET, Prefix="stopped/")["Contents"]
@@ -105,18 +120,13 @@ def test_sigterm_then_resume_gives_the_same_object(account: Emulator, tmp_path: 
 
 
 def test_a_killed_upload_is_recovered_by_resume(account: Emulator, tmp_path: Any) -> None:
-    """SIGKILL leaves a multipart upload open; the next --resume completes it as KEY.part,
-    keeps its principals, and leaves no upload behind."""
-    proc = subprocess.Popen(
-        [COLLECTOR, *sweep_args(account, "killed")], cwd=tmp_path, stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL, env=os.environ | FAST_ENV,
-    )  # fmt: skip
-    with killed_on_failure(proc):  # type: ignore[arg-type]
-        deadline = time.monotonic() + 60
-        while not uploads(account):
-            assert time.monotonic() < deadline and proc.poll() is None
-            time.sleep(0.1)
-        time.sleep(1)
+    """SIGKILL mid-sweep leaves a multipart upload open; the next --resume settles it (this
+    sweep is far below one 8 MiB part, so there is no part to keep and it is aborted), writes
+    the whole object, and leaves no upload behind."""
+    proc = start_showing_progress(account, "killed", tmp_path)
+    with killed_on_failure(proc):
+        wait_for_stderr(proc, lambda seen: principals_done(seen) >= 40)  # mid-sweep
+        assert uploads(account)
         proc.kill()
         proc.wait(timeout=30)
     assert uploads(account)  # what SIGKILL leaves: the next run deals with it

@@ -7,10 +7,13 @@ from datetime import date
 from pathlib import Path
 
 import boto3
+import pytest
 from botocore.config import Config
 
 from collector.emulator import EmulatorOptions, running_emulator
 from tests.support.reporting import Record, complete_services, is_unused, json_rows, report, sweep
+
+pytestmark = pytest.mark.e2e  # every test here starts the CLI in a subprocess
 
 ACCOUNT = "555555555555"
 DAYS = 30

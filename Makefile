@@ -41,10 +41,13 @@ test: $(STAMP) $(AWS_CLI)
 	AWS_CLI=$(AWS_CLI) $(BIN)/pytest -q -n 2 --durations=15
 
 lint: $(STAMP)
-	$(BIN)/ruff check collector tests $(wildcard bench)
-	$(BIN)/ruff format --check collector tests $(wildcard bench)
+	$(BIN)/ruff check collector tests tools $(wildcard bench)
+	$(BIN)/ruff format --check collector tests tools $(wildcard bench)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+	# Every IAM policy file under deploy/ and docs/ (trust policies as trust policies).
+	$(BIN)/python tools/policylint.py deploy docs
+	$(BIN)/cfn-lint deploy/cloudformation/*.yaml
 
 demo: $(DEMO_STAMP)
 	$(BIN)/collector demo

@@ -12,10 +12,9 @@ from aiobotocore.session import AioSession
 from botocore.exceptions import BotoCoreError, ProfileNotFound
 
 from collector import __version__
-from collector.aws.fastpath import use_fast_report_calls
+from collector.aws.fastpath import install_short_path
 from collector.aws.http import BoundedHttpSession
 from collector.aws.iam import NO_CREDENTIALS
-from collector.aws.tuning import tune_iam_client
 from collector.config.settings import Settings
 from collector.errors import CredentialsError
 
@@ -33,6 +32,7 @@ class Clients:
 
     iam: IAMClient
     sts: STSClient
+    report_calls: str = "aiobotocore"  # which path the three report calls take
 
 
 def client_config(**extra: Any) -> AioConfig:
@@ -107,5 +107,5 @@ async def open_clients(
         iam_options = options | {"config": client_config(parameter_validation=False)}
         iam = await stack.enter_async_context(session.create_client("iam", **iam_options))
         sts = await stack.enter_async_context(session.create_client("sts", **options))
-        await use_fast_report_calls(tune_iam_client(iam))
-        yield Clients(iam=iam, sts=sts)
+        report_calls = await install_short_path(iam, enabled=settings.fast_report_calls)
+        yield Clients(iam=iam, sts=sts, report_calls=report_calls)

@@ -283,6 +283,36 @@ def _build(values: Mapping[str, Any]) -> Settings:
     return settings
 
 
+# The keys that turn an organisation sweep on; every other org-only key needs one of them.
+ORG_MODE_KEYS = frozenset({"org.org", "org.ous", "org.accounts", "org.accounts_file"})
+
+
+def _value(settings: Settings, key: str) -> object:
+    section, _, name = key.rpartition(".")
+    return getattr(getattr(settings, section) if section else settings, name)
+
+
+def check_mode(settings: Settings) -> None:
+    """Refuse an organisation-only key given to a single-account run, rather than ignore it.
+
+    A key at its default is not "given" (config.example.yaml lists every key): only a value
+    that would change an organisation sweep is refused. `run_id` is not organisation-only: it
+    names a single account's run (its records and `{run_id}` in the output) as well.
+    """
+    if settings.org.enabled:
+        return
+    defaults = Settings()
+    for option in options():
+        if not option.flag.org or option.key in ORG_MODE_KEYS:
+            continue
+        if _value(settings, option.key) != _value(defaults, option.key):
+            needs = "--org" if option.key == "org_access_report" else "--org, --ou or --accounts"
+            raise ConfigError(
+                f"{option.flag.name} ({option.key}, ${env_name(option.key)}) only applies to an "
+                f"organisation sweep: add {needs}, or leave it out"
+            )
+
+
 def load_settings(
     config_path: str | None, env: Mapping[str, str], overrides: Mapping[str, object]
 ) -> Settings:

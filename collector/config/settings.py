@@ -403,6 +403,18 @@ class Settings:
         _help("live status line; null: when on a terminal"),
         Flag("--no-progress", switch=False, help="no live progress line on a terminal"),
     ] = None
+    fast_report_calls: Annotated[
+        bool,
+        _help(
+            "the three report calls on collector's short path, and the IAM client tuned for CPU "
+            "(both read private botocore parts); false: aiobotocore's own path for every call"
+        ),
+        Flag(
+            "--no-fast-report-calls",
+            switch=False,
+            help="aiobotocore's own path for every IAM call: no short path, no client tuning",
+        ),
+    ] = True
     s3_bucket_owner: Annotated[
         str | None, AfterValidator(_account_id),
         _help("ExpectedBucketOwner of s3:// output; null: the swept (or management) account"),

@@ -16,6 +16,7 @@ from collector.emulator.faults import FaultInjector
 from collector.emulator.identity import caller_arn, get_caller_identity
 from collector.emulator.listing import LISTS, Listings
 from collector.emulator.operations import OPERATIONS, AccessAdvisor
+from collector.emulator.s3ops import s3_operation
 from collector.emulator.stats import MARKER_SUFFIX, SERVED, ServedCalls
 from collector.emulator.stats import current as current_stats
 from collector.emulator.validation import violation
@@ -65,6 +66,8 @@ class EmulatorApp:
         if owner is not None and owner != self.account_id and signing_service(environ) == "s3":
             # moto ignores ExpectedBucketOwner; S3 answers 403 when the bucket is someone else's.
             return _answer(start_response, 403, wire.s3_error("AccessDenied", "Access Denied"))
+        if s3_denied(environ, self.injector.faults.access_denied):
+            return _answer(start_response, 403, wire.s3_error("AccessDenied", "Access Denied"))
         service = signing_service(environ) if environ.get("REQUEST_METHOD") == "POST" else None
         if service == "sts":
             return self._sts(environ, start_response)
@@ -107,8 +110,18 @@ class EmulatorApp:
         """GetCallerIdentity names the caller AccessDenied names; other STS calls go to moto."""
         params = form_params(environ)
         if params.get("Action") == "GetCallerIdentity":
+            if "GetCallerIdentity" in self.injector.faults.access_denied:
+                message = (
+                    f"User: {self.caller_arn} is not authorized to perform: sts:GetCallerIdentity"
+                )
+                return _answer(start_response, 403, wire.error("AccessDenied", message, 403))
             return _answer(start_response, 200, get_caller_identity(self.account_id))
         return self.moto_app(environ, start_response)
+
+
+def s3_denied(environ: dict[str, Any], denied: frozenset[str]) -> bool:
+    """Whether the request is an S3 operation the --access-denied knob names."""
+    return bool(denied) and signing_service(environ) == "s3" and s3_operation(environ) in denied
 
 
 def form_params(environ: dict[str, Any]) -> dict[str, str]:

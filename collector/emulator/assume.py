@@ -7,6 +7,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from xml.sax.saxutils import escape
 
@@ -28,6 +29,7 @@ class Caller:
     arn: str  # arn:aws:iam::…:user/… or arn:aws:sts::…:assumed-role/ROLE/SESSION
     role_arn: str | None = None  # the IAM role behind an assumed-role session
     access_key: str | None = None  # the session's access key id
+    expires: datetime | None = None  # when the session's credentials stop working
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +172,11 @@ def check_assume_role(
     ):
         return denied
     return _check_duration(params.get("DurationSeconds"), role)
+
+
+def duration(params: Mapping[str, str]) -> int:
+    """The lifetime, in seconds, of the credentials a granted AssumeRole issues."""
+    return int(params.get("DurationSeconds") or _DEFAULT_DURATION)
 
 
 def _check_duration(raw: str | None, role: Role) -> Denial | None:

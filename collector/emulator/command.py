@@ -142,8 +142,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="OP",
-        help="IAM operation answering AccessDenied (403); repeatable, "
-        "e.g. --access-denied ListUsers",
+        help="operation answering AccessDenied (403): IAM, sts:GetCallerIdentity, S3 (PutObject, "
+        "CreateMultipartUpload, ListMultipartUploads, ...) or, with --accounts, Organizations; "
+        "repeatable, e.g. --access-denied ListUsers",
     )
     faults.add_argument(
         "--markerless",

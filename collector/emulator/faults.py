@@ -57,7 +57,9 @@ class Faults:
     deleted_share: float = 0.0  # principals listed but answering NoSuchEntity on Generate
     lost_job_share: float = 0.0  # principals whose first job is unknown when read
     short_page_max: int = 0  # >0: pages hold at most this many items (varying)
-    access_denied: frozenset[str] = frozenset()  # operations answering AccessDenied
+    # Operations answering AccessDenied: IAM ones, GetCallerIdentity, S3 ones (app.s3_denied),
+    # and in an organisation its Organizations ones.
+    access_denied: frozenset[str] = frozenset()
     # Operations whose truncated pages say IsTruncated=true and carry no Marker: an answer the
     # API contract forbids (a client can only stop there, a page short, or fail).
     markerless: frozenset[str] = frozenset()

@@ -7,13 +7,21 @@ import json
 import re
 import threading
 from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from moto.iam.models import IAMBackend
 
 from collector.emulator import wire
-from collector.emulator.app import EmulatorApp, WSGIApp, form_params, read_body, signing_service
-from collector.emulator.assume import Caller, Denial, check_assume_role
+from collector.emulator.app import (
+    EmulatorApp,
+    WSGIApp,
+    form_params,
+    read_body,
+    s3_denied,
+    signing_service,
+)
+from collector.emulator.assume import Caller, Denial, check_assume_role, duration
 from collector.emulator.orgaccess import ORG_OPERATIONS, OrgAccessReports
 from collector.emulator.stats import SERVED
 
@@ -49,6 +57,12 @@ class OrgApp:
         self._sessions: dict[str, Caller] = {}  # access key id of an assumed role -> caller
         self._job_owners: dict[str, str] = {}  # JobId -> access key of the session that made it
         self._lock = threading.Lock()
+        # The time sessions are issued and expire by (None: the wall clock); tests move it.
+        self.clock: Callable[[], datetime] | None = None
+        self.expired_refusals = 0  # requests refused because their session had expired
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) if self.clock is None else self.clock()
 
     def caller(self, environ: Mapping[str, Any]) -> Caller:
         """The signer: an assumed-role session we issued, else the management account."""
@@ -64,6 +78,11 @@ class OrgApp:
         self, environ: dict[str, Any], start_response: Callable[..., Any]
     ) -> Iterable[bytes]:
         caller = self.caller(environ)
+        if caller.expires is not None and self.now() >= caller.expires:
+            with self._lock:
+                self.expired_refusals += 1
+            message = "The security token included in the request is expired"
+            return _answer(start_response, 403, wire.error("ExpiredToken", message, 403))
         service = signing_service(environ)
         if service == "iam" and environ.get("REQUEST_METHOD") == "POST":
             params = form_params(environ)
@@ -94,6 +113,8 @@ class OrgApp:
             # moto keeps the organisation with the management account's backend.
             environ["HTTP_X_MOTO_ACCOUNT_ID"] = self.management
             return self.moto_app(environ, start_response)
+        if s3_denied(environ, self.accounts[self.management].injector.faults.access_denied):
+            return _answer(start_response, 403, wire.s3_error("AccessDenied", "Access Denied"))
         environ["HTTP_X_MOTO_ACCOUNT_ID"] = caller.account_id
         return self.moto_app(environ, start_response)
 
@@ -158,22 +179,33 @@ class OrgApp:
         captured: dict[str, Any] = {}
 
         def capture(status: str, headers: list[tuple[str, str]], *rest: Any) -> Any:
-            captured["status"] = status
-            return start_response(status, headers, *rest)
+            captured["status"], captured["headers"] = status, headers
+            return lambda data: None  # moto returns its body; it never writes
 
         body = b"".join(self.moto_app(environ, capture))
-        if str(captured.get("status", "")).startswith("200"):
-            self._remember(body.decode("utf-8", "replace"), params["RoleArn"])
+        status = str(captured.get("status", "500 Internal Server Error"))
+        if status.startswith("200"):
+            # The session lives DurationSeconds on this app's clock, and its answer says so.
+            expires = self.now().replace(microsecond=0) + timedelta(seconds=duration(params))
+            document = re.sub(
+                r"<Expiration>[^<]*</Expiration>",
+                f"<Expiration>{expires.strftime('%Y-%m-%dT%H:%M:%SZ')}</Expiration>",
+                body.decode("utf-8", "replace"),
+            )
+            self._remember(document, params["RoleArn"], expires)
+            body = document.encode()
+        headers = [(k, v) for k, v in captured.get("headers", []) if k.lower() != "content-length"]
+        start_response(status, [*headers, ("Content-Length", str(len(body)))])
         return [body]
 
-    def _remember(self, document: str, role_arn: str) -> None:
+    def _remember(self, document: str, role_arn: str, expires: datetime) -> None:
         key = re.search(r"<AccessKeyId>([^<]+)</AccessKeyId>", document)
         arn = re.search(r"<AssumedRoleUser>.*?<Arn>([^<]+)</Arn>", document, re.S)
         if key is None or arn is None:
             return
         account_id = role_arn.split(":")[4]
         with self._lock:
-            self._sessions[key[1]] = Caller(account_id, arn[1], role_arn, key[1])
+            self._sessions[key[1]] = Caller(account_id, arn[1], role_arn, key[1], expires)
 
 
 def _default_page_size(environ: dict[str, Any]) -> None:

@@ -86,6 +86,7 @@ class Organization:
         reports: ReportSource,
         seed_seconds: float,
         access_reports: OrgAccessReports | None = None,
+        app: OrgApp | None = None,
     ) -> None:
         self.options = options
         self.endpoint = endpoint
@@ -100,6 +101,8 @@ class Organization:
         self._reports = reports
         # The server's report jobs (tests freeze its clock to hold a job IN_PROGRESS).
         self.access_reports = access_reports
+        # The router (tests move its clock to expire assumed-role sessions).
+        self.app = app
 
     def account(self, account_id: str) -> OrgAccount:
         """The account with this id; raises KeyError."""
@@ -223,8 +226,9 @@ def _serve(options: OrgOptions, layout: OrgLayout) -> Iterator[Organization]:
     app = OrgApp(moto_app, apps, layout.management_account_id, states, reports)
     with serving(app, options.port, "collector-emulator-org") as endpoint:
         organization = Organization(
-            options, endpoint, layout, advisors, source, seed_seconds, access_reports=reports
-        )
+            options, endpoint, layout, advisors, source, seed_seconds, access_reports=reports,
+            app=app,
+        )  # fmt: skip
         log.info(
             "collector.emulator.org_started endpoint=%s organization=%s management=%s "
             "accounts=%d principals=%d seed=%d seed_seconds=%.3f",

@@ -17,7 +17,15 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 import structlog
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    ReadTimeoutError,
+)
 
 from collector.errors import OutputError
 from collector.template import PART_SUFFIX, OutputTemplate
@@ -75,8 +83,8 @@ async def s3_call(uri: str, call: Callable[[], Awaitable[T]]) -> T:
         code, message = details.get("Code", "Unknown"), details.get("Message", "")
         hint = {
             "NoSuchBucket": "create the bucket or fix --output",
-            "AccessDenied": "grant the S3 statements of the README's policy, and check the "
-            "bucket owner (--s3-bucket-owner)",
+            "AccessDenied": "grant docs/policies/s3-output-policy.json's statements, and check "
+            "the bucket owner (--s3-bucket-owner)",
         }.get(str(code), "check --output and the bucket")
         raise OutputError(f"{uri}: {code}: {message}; {hint}") from None
     except BotoCoreError as error:
@@ -445,3 +453,35 @@ async def download(s3: S3Client, uri: str, target: S3Target) -> Path:
             while chunk := await body.read(1 << 20):
                 handle.write(chunk)
     return Path(name)
+
+
+UNREACHABLE = (
+    EndpointConnectionError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    ReadTimeoutError,
+)
+
+
+@dataclass(frozen=True)
+class S3Refusal:
+    """What an S3 call answered instead of a result: AWS's error code (or `Unreachable`,
+    `NoCredentials`) and its message."""
+
+    code: str
+    message: str
+
+
+async def attempt(call: Callable[[], Awaitable[T]]) -> T | S3Refusal:
+    """One S3 call whose failure is data (`collector check` reports it), not an exception."""
+    try:
+        return await call()
+    except ClientError as error:
+        details = error.response.get("Error", {})
+        return S3Refusal(str(details.get("Code", "Unknown")), str(details.get("Message", "")))
+    except NoCredentialsError as error:
+        return S3Refusal("NoCredentials", str(error))
+    except UNREACHABLE as error:
+        return S3Refusal("Unreachable", str(error))
+    except BotoCoreError as error:
+        return S3Refusal(type(error).__name__, str(error))

@@ -135,6 +135,7 @@ class _Account:
     counters: Counters | None
     stats: CallStats
     latencies: JobLatencies | None
+    report_calls: str = "aiobotocore"  # which path the three report calls take (start-up line)
 
 
 async def sweep_account(
@@ -172,6 +173,7 @@ async def sweep_account(
             account = _Account(
                 settings=settings, iam=clients.iam, account_id=account_id, run_id=run_id,
                 shutdown=shutdown, counters=counters, stats=stats, latencies=latencies,
+                report_calls=clients.report_calls,
             )  # fmt: skip
             if template.is_s3:
                 owner = settings.s3_bucket_owner or output_owner or account_id
@@ -213,6 +215,7 @@ async def _run(account: _Account, writer: Writer, state: ResumeState) -> SweepRe
         run_id=run.run_id,
         output=writer.destination,
         resumed_principals=len(state.completed),
+        report_calls=account.report_calls,
     )
     try:
         with account.shutdown.watching(sweep):

@@ -191,6 +191,53 @@ def test_markerless_pages_are_truncated_without_a_marker(emulator_with: Emulator
     assert services["IsTruncated"] and "Marker" not in services
 
 
+S3_CALLS = [
+    ("PutObject", "put_object", {"Key": "k", "Body": b"x"}),
+    ("GetObject", "get_object", {"Key": "present"}),
+    ("DeleteObject", "delete_object", {"Key": "present"}),
+    ("CreateMultipartUpload", "create_multipart_upload", {"Key": "k.part"}),
+    ("ListMultipartUploads", "list_multipart_uploads", {"Prefix": "k"}),
+    ("ListParts", "list_parts", {"Key": "open.part", "UploadId": "UPLOAD"}),
+    ("AbortMultipartUpload", "abort_multipart_upload", {"Key": "open.part", "UploadId": "UPLOAD"}),
+    ("ListObjectsV2", "list_objects_v2", {"Prefix": "k"}),
+    (
+        "CopyObject",
+        "copy_object",
+        {"Key": "copy", "CopySource": {"Bucket": "bkt", "Key": "present"}},
+    ),
+]
+
+
+@pytest.mark.parametrize(("operation", "method", "params"), S3_CALLS, ids=[c[0] for c in S3_CALLS])
+def test_access_denied_on_an_s3_operation(
+    emulator_with: EmulatorFactory, operation: str, method: str, params: dict[str, Any]
+) -> None:
+    """--access-denied names S3 operations too: that one answers S3's AccessDenied 403, the
+    others of the same bucket keep working."""
+    with emulator_with(principals=2, faults=Faults(access_denied=frozenset({operation}))) as emu:
+        s3 = boto3_client(emu, "s3", s3={"addressing_style": "path"})
+        s3.create_bucket(Bucket="bkt")
+        if operation != "PutObject":
+            s3.put_object(Bucket="bkt", Key="present", Body=b"x")
+        if operation != "CreateMultipartUpload":
+            upload = s3.create_multipart_upload(Bucket="bkt", Key="open.part")["UploadId"]
+            params = {k: upload if v == "UPLOAD" else v for k, v in params.items()}
+        status, error = raised(getattr(s3, method), Bucket="bkt", **params)
+        assert (status, error["Code"]) == (403, "AccessDenied")
+        if operation not in ("ListObjectsV2", "PutObject"):
+            assert s3.list_objects_v2(Bucket="bkt")["KeyCount"] >= 1  # other calls are served
+
+
+def test_access_denied_on_get_caller_identity(emulator_with: EmulatorFactory) -> None:
+    """sts:GetCallerIdentity can be refused too, naming the caller and the action."""
+    with emulator_with(
+        principals=2, faults=Faults(access_denied=frozenset({"GetCallerIdentity"}))
+    ) as emu:
+        status, error = raised(boto3_client(emu, "sts").get_caller_identity)
+        assert (status, error["Code"]) == (403, "AccessDenied")
+        assert "sts:GetCallerIdentity" in error["Message"]
+
+
 def test_lognormal_latency_varies_per_job(emulator_with: EmulatorFactory) -> None:
     """Lognormal latency gives each job its own duration around the median."""
     with emulator_with(faults=Faults(latency=LogNormal(0.05, 0.5))) as emu:

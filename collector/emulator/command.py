@@ -131,6 +131,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="share of principals whose first job answers NoSuchEntity when read",
     )
     faults.add_argument(
+        "--lost-job-after-reads",
+        type=int,
+        default=0,
+        metavar="N",
+        help="a lost job (--lost-job-share) answers its first N reads (polls and pages), then "
+        "NoSuchEntity, as after a refresh in the middle of its pages (default 0: from the first)",
+    )
+    faults.add_argument(
         "--short-page-max",
         type=int,
         default=0,
@@ -168,6 +176,7 @@ def options_from(args: argparse.Namespace) -> EmulatorOptions:
         stuck_share=args.stuck_share,
         deleted_share=args.deleted_share,
         lost_job_share=args.lost_job_share,
+        lost_job_after_reads=args.lost_job_after_reads,
         short_page_max=args.short_page_max,
         access_denied=frozenset(args.access_denied),
         markerless=frozenset(args.markerless),

@@ -56,6 +56,9 @@ class Faults:
     stuck_share: float = 0.0  # principals whose jobs never complete
     deleted_share: float = 0.0  # principals listed but answering NoSuchEntity on Generate
     lost_job_share: float = 0.0  # principals whose first job is unknown when read
+    # Reads (Get and GetWithEntities, polls included) a lost job answers before it is unknown:
+    # 0 loses it at once; N > 0 loses it in the middle of its pages, as a refresh would.
+    lost_job_after_reads: int = 0
     short_page_max: int = 0  # >0: pages hold at most this many items (varying)
     # Operations answering AccessDenied: IAM ones, GetCallerIdentity, S3 ones (app.s3_denied),
     # and in an organisation its Organizations ones.
@@ -78,6 +81,8 @@ class Faults:
             raise ValueError("deleted_share + failed_share + stuck_share must be <= 1")
         if self.short_page_max < 0:
             raise ValueError("short_page_max must be >= 0")
+        if self.lost_job_after_reads < 0:
+            raise ValueError("lost_job_after_reads must be >= 0")
         if isinstance(self.latency, int | float) and self.latency < 0:
             raise ValueError("latency must be >= 0")
         for operation, rate in self.rate_limits.items():

@@ -26,7 +26,7 @@ class ReportJob:
     fate: Fate
     error: tuple[str, str] | None  # (code, message) of a FAILED job
     report: Report | None
-    lost: bool  # answers NoSuchEntity when read, as after a credential refresh
+    lost: bool  # answers NoSuchEntity once read `lost_job_after_reads` times, as after a refresh
 
     def status(self, now: float) -> str:
         """IN_PROGRESS until its latency has passed (forever when stuck), then its outcome."""
@@ -47,6 +47,7 @@ class JobStore:
         self.clock = clock
         self._jobs: dict[str, ReportJob] = {}
         self._generated: dict[str, int] = {}
+        self._reads: dict[str, int] = {}  # JobId of a lost job -> reads it was asked to answer
         self._lock = threading.Lock()
 
     def first_for(self, arn: str) -> bool:
@@ -87,6 +88,13 @@ class JobStore:
         """The job with this id, or None."""
         with self._lock:
             return self._jobs.get(job_id)
+
+    def count_read(self, job_id: str) -> int:
+        """Count one read of a job; how many it has had, this one included."""
+        with self._lock:
+            reads = self._reads.get(job_id, 0) + 1
+            self._reads[job_id] = reads
+            return reads
 
     def now(self) -> float:
         """The clock jobs are timed by."""

@@ -184,7 +184,9 @@ class AccessAdvisor:
         if not job_id:
             raise InvalidInput("JobId is required.")
         job = self.jobs.get(job_id)
-        if job is None or job.lost:
+        if job is None or (
+            job.lost and self.jobs.count_read(job_id) > self.faults.lost_job_after_reads
+        ):
             return _no_such_entity(f"No report job found with the ID {job_id}.")
         return job
 

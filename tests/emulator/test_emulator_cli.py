@@ -160,6 +160,7 @@ def test_emulate_help_lists_every_knob() -> None:
         "--stuck-share",
         "--deleted-share",
         "--lost-job-share",
+        "--lost-job-after-reads",
         "--short-page-max",
         "--access-denied",
         "--markerless",
@@ -202,3 +203,15 @@ def test_emulate_jobs_take_a_lognormal_moment_by_default() -> None:
     assert instant == 0.0
     assert fixed == LogNormal(3.0, 0.2)
     assert EmulatorOptions().faults.latency == 0.0  # in-process default: instant, for tests
+
+
+def test_emulate_lost_job_after_reads_option() -> None:
+    """`--lost-job-after-reads N` reaches the faults; the default loses a lost job at once."""
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    default = options_from(parser.parse_args([])).faults
+    later = options_from(
+        parser.parse_args(["--lost-job-share", "0.5", "--lost-job-after-reads", "4"])
+    ).faults
+    assert default.lost_job_after_reads == 0
+    assert (later.lost_job_share, later.lost_job_after_reads) == (0.5, 4)

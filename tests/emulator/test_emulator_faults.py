@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections import Counter
 from typing import Any
 
 import anyio
@@ -160,6 +161,42 @@ def test_lost_first_job_then_regeneration_works(emulator_with: EmulatorFactory) 
     assert lost[:2] == (404, "NoSuchEntity")
     assert answer["JobStatus"] == "COMPLETED"
     assert not of_kind(truth, "error")
+
+
+def test_lost_job_after_reads_answers_its_first_reads_then_no_such_entity(
+    emulator_with: EmulatorFactory,
+) -> None:
+    """With lost_job_after_reads=3 a lost job answers three reads (status, a page, an entity
+    page), then NoSuchEntity on every read; the principal's next job is never lost."""
+    faults = Faults(lost_job_share=1.0, lost_job_after_reads=3, short_page_max=2)
+    with emulator_with(faults=faults) as emu:
+        iam = boto3_client(emu)
+        services = Counter(r["principal_arn"] for r in of_kind(emu.ground_truth(), "service"))
+        arn = next(arn for arn, count in services.items() if count > 2)  # a truncated first page
+        first = iam.generate_service_last_accessed_details(Arn=arn)["JobId"]
+        status = iam.get_service_last_accessed_details(JobId=first)
+        namespace = status["ServicesLastAccessed"][0]["ServiceNamespace"]
+        iam.get_service_last_accessed_details(JobId=first, Marker=status["Marker"])
+        iam.get_service_last_accessed_details_with_entities(JobId=first, ServiceNamespace=namespace)
+        lost = [
+            _code(iam.get_service_last_accessed_details, JobId=first, Marker=status["Marker"]),
+            _code(
+                iam.get_service_last_accessed_details_with_entities,
+                JobId=first,
+                ServiceNamespace=namespace,
+            ),
+        ]
+        second = iam.generate_service_last_accessed_details(Arn=arn)["JobId"]
+        reads = [iam.get_service_last_accessed_details(JobId=second) for _ in range(5)]
+    assert status["JobStatus"] == "COMPLETED" and status["IsTruncated"]
+    assert [(code, status_code) for status_code, code, _ in lost] == [("NoSuchEntity", 404)] * 2
+    assert all(read["JobStatus"] == "COMPLETED" for read in reads)
+
+
+def test_lost_job_after_reads_must_not_be_negative() -> None:
+    """A negative read count is refused when the knobs are built."""
+    with pytest.raises(ValueError, match="lost_job_after_reads"):
+        Faults(lost_job_after_reads=-1)
 
 
 def test_access_denied_on_list_users(emulator_with: EmulatorFactory) -> None:

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
+    from anyio import Event
     from types_aiobotocore_iam.type_defs import (
         GetServiceLastAccessedDetailsResponseTypeDef as JobPage,
     )
@@ -86,22 +87,28 @@ class CompletedJob:
     job_completed: datetime
     first_page: JobPage | None  # None once its rows are written: queued work stays small
     polls: int = 1
+    regenerations: int = 0  # times the principal's job was lost and generated again before
 
 
 @dataclass(slots=True)
 class ReportProgress:
-    """A report whose service rows are written, counting down its namespaces' entity pages.
+    """One report being read: its current job, the rows written, the namespaces still to read.
 
-    Shared by the namespace work items of one report, so entity workers read its namespaces
-    side by side; the worker that finishes the last one writes the `principal` line.
+    Made by the services worker; once the service rows are written, shared by the namespace
+    work items of the report, so entity workers read its namespaces side by side; the worker
+    that finishes the last one writes the `principal` line. When the job becomes unreadable
+    (NoSuchEntity: e.g. the credentials that made it were refreshed), the first worker to see
+    it generates a new one (`renewing` set meanwhile) and every reader goes on from that one.
     """
 
-    job: CompletedJob  # without its first page, already written
-    services: int
-    accessed: int
-    pending: int  # namespaces whose entity pages are not read yet
-    entities: int = 0
-    failed: bool = False  # a namespace's pages kept failing: no `principal` line
+    job: CompletedJob  # the job pages are read from now, without its first page
+    services: int = 0  # service rows written
+    accessed: int = 0  # of them, services someone used
+    pending: int = 0  # namespaces whose entity pages are not read yet
+    entities: int = 0  # entity rows written
+    failed: bool = False  # a read kept failing: an error record, no `principal` line
+    regenerations: int = 0  # this principal's jobs generated again so far
+    renewing: Event | None = None  # set when the new job a worker is generating is known
 
 
 @dataclass(frozen=True, slots=True)

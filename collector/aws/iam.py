@@ -277,8 +277,8 @@ class IamApi:
             JobId=job_id, MaxItems=PAGE_SIZE, Marker=marker
         )
 
-    def service_pages(self, job_id: str, first: JobPage) -> AsyncIterator[JobPage]:
-        """Every page of a completed job's services, starting from the page the poll returned."""
+    def service_pages(self, job_id: str, first: JobPage | None) -> AsyncIterator[JobPage]:
+        """Every page of a completed job's services, from the page the poll returned (if kept)."""
         return follow_marker(lambda marker: self.job_page(job_id, marker), first)
 
     def entity_pages(self, job_id: str, namespace: str) -> AsyncIterator[EntityPage]:

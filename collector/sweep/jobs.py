@@ -158,16 +158,45 @@ async def poll(
                 await records.send(done)
 
 
+async def regenerate(
+    env: StageEnv,
+    schedule: PollSchedule,
+    principal: Principal,
+    spare: int,
+    *,
+    clock: Callable[[], float] = anyio.current_time,
+    sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+) -> CompletedJob | Record:
+    """A new job for a principal whose job became unreadable after it completed, polled to its
+    end like any other (`spare`: new jobs it may still make if this one is lost too); or the
+    error record that replaces it. The fetch stages get it from the pipeline."""
+    try:
+        job = await _generate(env, principal)
+    except AwsError as error:
+        return error_record(env.run, principal, None, "generate", error.code, error.message)
+    env.counters.jobs_in_flight += 1
+    try:
+        return await _poll_job(env, schedule, job, clock, sleep, spare=spare)
+    finally:
+        env.counters.jobs_in_flight -= 1
+
+
 async def _poll_job(
     env: StageEnv,
     schedule: PollSchedule,
     job: PendingJob,
     clock: Callable[[], float],
     sleep: Callable[[float], Awaitable[None]],
+    *,
+    spare: int = 1,
 ) -> CompletedJob | Record:
-    """The finished job, or the error record that replaces it."""
+    """The finished job, or the error record that replaces it.
+
+    `spare`: how many times a job that reads NoSuchEntity may be generated again (the poll
+    stage's: once; a second loss at once is no refresh).
+    """
     ctx, deadline = env.run, env.job_deadline
-    regenerated = False
+    regenerations = 0
     polls = 0
     early, due = (job.started + offset for offset in schedule.first_window())
     while True:
@@ -194,13 +223,13 @@ async def _poll_job(
         try:
             page = await env.api.job_page(job.job_id, token_taken=now < due)
         except NoSuchEntityError as error:
-            if regenerated:
+            if regenerations >= spare:
                 return error_record(
                     ctx, job.principal, job.job_id, "poll", error.code, error.message
                 )
             # The JobId is unreadable (e.g. the session that made it was refreshed): once more.
             log.info("collector.poll.job_lost", principal_arn=job.principal.arn, job_id=job.job_id)
-            regenerated = True
+            regenerations += 1
             try:
                 job = await _generate(env, job.principal)
             except AwsError as lost:
@@ -228,6 +257,7 @@ async def _poll_job(
                 job_completed=page["JobCompletionDate"],
                 first_page=page,
                 polls=polls,
+                regenerations=regenerations,
             )
         if status == "FAILED":
             reason = page.get("Error") or {}

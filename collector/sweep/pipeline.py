@@ -156,11 +156,14 @@ class AccountSweep:
                         self._completed[0],
                         records_send.clone(),
                     )
+                    # A job lost mid-fetch is generated again and polled as the poll stage
+                    # does; the fetch stages get that as a function, never the module.
+                    regenerate = partial(jobs.regenerate, env, self._schedule)
                     start_pool(
                         stages,
                         "services",
                         workers.fetch_workers,
-                        partial(fetch.services, env),
+                        partial(fetch.services, env, regenerate),
                         self._completed[1],
                         self._work[0],
                         records_send.clone(),
@@ -169,7 +172,7 @@ class AccountSweep:
                         stages,
                         "entities",
                         workers.fetch_workers,
-                        partial(fetch.entities, env),
+                        partial(fetch.entities, env, regenerate),
                         self._work[1],
                         records_send,
                     )

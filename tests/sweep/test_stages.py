@@ -12,9 +12,10 @@ from collector.aws.idletokens import IdleTokens
 from collector.aws.ratelimit import TokenBucket
 from collector.config.settings import DiscoverySettings, PollSettings
 from collector.errors import RetriesExhaustedError
-from collector.models import CompletedJob, Counters, PendingJob, Principal
+from collector.models import CompletedJob, Counters, PendingJob, Principal, Record, error_record
 from collector.sweep import discover, fetch, jobs
-from tests.support.fakes import FakeIam, client_error, fake_api, stage_env
+from collector.sweep.renewal import MAX_REGENERATIONS, Regenerate
+from tests.support.fakes import CTX, FakeIam, client_error, fake_api, stage_env
 
 if TYPE_CHECKING:
     from types_aiobotocore_iam.type_defs import (
@@ -65,8 +66,16 @@ async def run_stage(stage: Any, inputs: list[Any], *args: Any) -> list[Any]:
         return [item async for item in out_receive]
 
 
+async def no_regeneration(principal: Principal, spare: int) -> CompletedJob | Record:
+    raise AssertionError(f"no job of {principal.arn} should be generated again")
+
+
 async def run_fetch(
-    api: Any, jobs_in: list[CompletedJob], counters: Counters
+    api: Any,
+    jobs_in: list[CompletedJob],
+    counters: Counters,
+    regenerate: Regenerate = no_regeneration,
+    entity_workers: int = 1,
 ) -> tuple[list[Any], list[Any]]:
     """Both fetch stages in turn; returns (services-stage records, entities-stage records)."""
     in_send, in_receive = anyio.create_memory_object_stream[Any](len(jobs_in))
@@ -77,13 +86,17 @@ async def run_fetch(
             await in_send.send(job)
     with anyio.fail_after(10):
         env = stage_env(api, counters=counters)
-        await fetch.services(env, in_receive, work_send, rec_send.clone())
+        await fetch.services(env, regenerate, in_receive, work_send, rec_send.clone())
         async with rec_receive:
             first = [
                 rec_receive.receive_nowait()
                 for _ in range(rec_receive.statistics().current_buffer_used)
             ]
-            await fetch.entities(env, work_receive, rec_send)
+            async with work_receive, rec_send, anyio.create_task_group() as workers:
+                for _ in range(entity_workers):
+                    workers.start_soon(
+                        fetch.entities, env, regenerate, work_receive.clone(), rec_send.clone()
+                    )
             return first, [r async for r in rec_receive]
 
 
@@ -156,6 +169,147 @@ async def test_fetch_turns_a_failing_entity_page_into_an_error_without_principal
     assert (then[0]["stage"], then[0]["code"], then[0]["service_namespace"]) == (
         "entities", "ServiceFailure", "s3"
     )  # fmt: skip
+    assert (counters.errors, counters.principals_done) == (1, 0)
+
+
+def completed(principal: Principal, job_id: str, **first: Any) -> CompletedJob:
+    """A COMPLETED job whose first page holds `first` (services, IsTruncated, Marker)."""
+    return CompletedJob(
+        principal=principal, job_id=job_id, job_type="SERVICE_LEVEL", job_created=T0,
+        job_completed=T0 + timedelta(seconds=2), first_page=page(first),
+    )  # fmt: skip
+
+
+class LosingEntityPages:
+    """Entity pages: job `lost` answers its first page (entity a, truncated), then NoSuchEntity;
+    any other job answers `pages[namespace]` in one page. `all_lost` is set at the `workers`-th
+    loss: every worker has seen it."""
+
+    def __init__(self, lost: str, pages: dict[str, list[dict[str, Any]]], workers: int) -> None:
+        self.lost, self.pages, self.workers = lost, pages, workers
+        self.losses = 0
+        self.all_lost = anyio.Event()
+
+    def __call__(self, params: dict[str, Any]) -> dict[str, Any]:
+        if params["JobId"] != self.lost:
+            rows = self.pages[params["ServiceNamespace"]]
+            return {"EntityDetailsList": rows, "IsTruncated": False}
+        if "Marker" not in params:
+            return {"EntityDetailsList": [entity("a")], "IsTruncated": True, "Marker": "e1"}
+        self.losses += 1
+        if self.losses == self.workers:
+            self.all_lost.set()
+        raise client_error("NoSuchEntity", 404, f"No report job found with the ID {self.lost}.")
+
+
+async def test_a_job_lost_between_service_pages_is_generated_again_once() -> None:
+    """NoSuchEntity on service page 2: one new job, read from its first page; services already
+    written are skipped; each row names the job it was read from, the principal line the new one."""
+    role = Principal(
+        arn="arn:aws:iam::123456789012:role/r", type="role", name="r", id="AROA1", path="/"
+    )
+    old = completed(role, "job-1", ServicesLastAccessed=[service("s3", True)], IsTruncated=True,
+                    Marker="m1")  # fmt: skip
+    new = completed(role, "job-2", ServicesLastAccessed=[service("s3", True), service("ec2", False)],
+                    IsTruncated=True, Marker="m2")  # fmt: skip
+    iam = FakeIam({"get_service_last_accessed_details": [
+        client_error("NoSuchEntity", 404, "No report job found with the ID job-1."),
+        {"ServicesLastAccessed": [service("lambda", True)], "IsTruncated": False},
+    ]})  # fmt: skip
+    asked: list[tuple[str, int]] = []
+
+    async def regenerate(principal: Principal, spare: int) -> CompletedJob | Record:
+        asked.append((principal.arn, spare))
+        return new
+
+    counters = Counters()
+    first, then = await run_fetch(fake_api(iam), [old], counters, regenerate)
+    assert [(r["record"], r.get("service_namespace"), r["job_id"]) for r in first] == [
+        ("service", "s3", "job-1"), ("service", "ec2", "job-2"), ("service", "lambda", "job-2"),
+        ("principal", None, "job-2"),
+    ]  # fmt: skip
+    assert then == [] and asked == [(role.arn, MAX_REGENERATIONS - 1)]
+    assert (first[-1]["services"], first[-1]["services_accessed"]) == (3, 2)
+    assert [c.get("Marker") for c in iam.calls["get_service_last_accessed_details"]] == [
+        "m1", "m2"
+    ]  # fmt: skip
+    assert (counters.errors, counters.principals_done) == (0, 1)
+
+
+async def test_entity_workers_that_see_a_job_lost_share_one_new_job() -> None:
+    """Three namespaces read side by side all hit NoSuchEntity on their second page: one new
+    job is generated (the others wait for it), each namespace is read again from its first page
+    with the entities already written skipped, and the principal line names the new job."""
+    old = completed(GROUP, "job-1", ServicesLastAccessed=[
+        service("s3", True), service("ec2", True), service("lambda", True)])  # fmt: skip
+    new = completed(GROUP, "job-2", ServicesLastAccessed=[])
+    pages = {ns: [entity("a"), entity(f"{ns}-user")] for ns in ("s3", "ec2", "lambda")}
+    answer = LosingEntityPages("job-1", pages, workers=3)
+    iam = FakeIam({"get_service_last_accessed_details_with_entities": [answer] * 9})
+    generated = 0
+
+    async def regenerate(principal: Principal, spare: int) -> CompletedJob | Record:
+        nonlocal generated
+        generated += 1
+        await answer.all_lost.wait()  # every worker has seen the loss before the new job is known
+        return new
+
+    first, then = await run_fetch(fake_api(iam), [old], Counters(), regenerate, entity_workers=3)
+    assert generated == 1 and answer.losses == 3
+    assert [r["job_id"] for r in first] == ["job-1"] * 3
+    rows = {(r["service_namespace"], r["entity_name"], r["job_id"]) for r in then[:-1]}
+    assert rows == {(ns, "a", "job-1") for ns in pages} | {
+        (ns, f"{ns}-user", "job-2") for ns in pages
+    }
+    assert len(then) == 7 and then[-1]["record"] == "principal"
+    assert (then[-1]["job_id"], then[-1]["entities"]) == ("job-2", 6)
+
+
+async def test_a_new_job_that_fails_is_the_reports_one_error() -> None:
+    """When the new job cannot be had (the principal was deleted meanwhile), its error record
+    is written once, however many workers waited for it, and no principal line follows."""
+    old = completed(
+        GROUP, "job-1", ServicesLastAccessed=[service("s3", True), service("ec2", True)]
+    )
+    answer = LosingEntityPages("job-1", {}, workers=2)
+    iam = FakeIam({"get_service_last_accessed_details_with_entities": [answer] * 4})
+
+    async def regenerate(principal: Principal, spare: int) -> CompletedJob | Record:
+        await answer.all_lost.wait()  # the other worker waits for this one
+        return error_record(CTX, principal, None, "generate", "NoSuchEntity", "gone")
+
+    counters = Counters()
+    first, then = await run_fetch(fake_api(iam), [old], counters, regenerate, entity_workers=2)
+    assert [r["record"] for r in first] == ["service", "service"]
+    assert [(r["record"], r.get("stage"), r.get("code")) for r in then if r["record"] != "entity"] == [
+        ("error", "generate", "NoSuchEntity")
+    ]  # fmt: skip
+    assert (counters.errors, counters.principals_done) == (1, 0)
+
+
+async def test_a_job_lost_again_and_again_ends_in_one_error() -> None:
+    """Each new job is lost too: after MAX_REGENERATIONS new jobs the report is an error record
+    (the stage that saw the last loss, AWS's code), not a loop."""
+    made = 0
+
+    async def regenerate(principal: Principal, spare: int) -> CompletedJob | Record:
+        nonlocal made
+        made += 1
+        return completed(GROUP, f"job-{made + 1}", ServicesLastAccessed=[service("s3", False)],
+                         IsTruncated=True, Marker="m")  # fmt: skip
+
+    lost = client_error("NoSuchEntity", 404, "No report job found.")
+    iam = FakeIam({"get_service_last_accessed_details": [lost] * (MAX_REGENERATIONS + 1)})
+    old = completed(GROUP, "job-1", ServicesLastAccessed=[service("s3", False)], IsTruncated=True,
+                    Marker="m")  # fmt: skip
+    counters = Counters()
+    first, then = await run_fetch(fake_api(iam), [old], counters, regenerate)
+    assert made == MAX_REGENERATIONS and then == []
+    assert [(r["record"], r.get("stage"), r.get("code"), r["job_id"]) for r in first] == [
+        ("service", None, None, "job-1"),
+        ("error", "services", "NoSuchEntity", f"job-{MAX_REGENERATIONS + 1}"),
+    ]
+    assert f"after {MAX_REGENERATIONS} new jobs" in first[-1]["message"]
     assert (counters.errors, counters.principals_done) == (1, 0)
 
 

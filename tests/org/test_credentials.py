@@ -11,7 +11,7 @@ import anyio
 import pytest
 from aiobotocore.session import AioSession
 
-from collector.config.settings import Settings
+from collector.config.settings import RetrySettings, Settings
 from collector.errors import AssumeRoleError, AwsError, ConfigError, CredentialRefreshError
 from collector.org.credentials import (
     REFRESH_BACKOFF,
@@ -21,6 +21,7 @@ from collector.org.credentials import (
     session_name,
     sts_client,
 )
+from tests.support.hostile import proxy
 from tests.support.moto_org import (
     AUDIT_ROLE,
     MANAGEMENT,
@@ -118,6 +119,26 @@ async def test_caller_account_keeps_the_callers_own_session(org: MotoOrg) -> Non
     assert caller == MANAGEMENT
     assert session is base
     assert recorder.assume_role == []
+
+
+async def test_the_callers_account_is_asked_through_the_one_retry_policy(org: MotoOrg) -> None:
+    """sts:GetCallerIdentity throttled four times: the org run's caller lookup rides it out on
+    the project's retry policy (the single sweep's), where botocore's retries (three) gave up."""
+    throttled = [4]
+
+    def rule(operation: str, body: bytes) -> tuple[int, bytes] | None:
+        if operation != "GetCallerIdentity" or not throttled[0]:
+            return None
+        throttled[0] -= 1
+        return 400, (
+            b"<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code>"
+            b"<Message>Rate exceeded</Message></Error></ErrorResponse>"
+        )
+
+    retry = RetrySettings(base_delay=0.01, max_delay=0.05)
+    with proxy(org.url, rule) as url, anyio.fail_after(30):
+        account = await session_account(AioSession(), Settings(endpoint_url=url, retry=retry))
+    assert account == MANAGEMENT and throttled == [0]
 
 
 async def test_member_account_session_acts_in_that_account(org: MotoOrg) -> None:

@@ -38,11 +38,12 @@ def s3_of(org: Organization) -> Any:
 
 def test_s3_resume_finds_the_accounts_already_published(org: Organization, tmp_path: Path) -> None:
     """An org run to S3 that finished, run again with --resume and the same run id: every
-    account's object is found with this run's run line (gzip read to its end), so none is swept
-    again (no object is written twice) and the manifest is published again, the same."""
+    account's object, and the organizations access report beside the manifest, is found with
+    this run's run line (gzip read to its end; the plain report's tail), so none is made again
+    (no object is written twice) and the manifest is published again, the same."""
     s3 = s3_of(org)
     s3.create_bucket(Bucket="resumed")
-    args = org_args(org, "--run-id", "night-7")
+    args = org_args(org, "--run-id", "night-7", "--org-access-report")
     args[args.index("out/{account_id}.jsonl")] = "s3://resumed/o/{account_id}.jsonl.gz"
     first = cli(*args, cwd=tmp_path, timeout=300)
     assert first.returncode == 0, first.stderr[-3000:]
@@ -50,12 +51,13 @@ def test_s3_resume_finds_the_accounts_already_published(org: Organization, tmp_p
         item["Key"]: item["LastModified"]
         for item in s3.list_objects_v2(Bucket="resumed", Prefix="o/")["Contents"]
     }
-    assert len(written) == len(org.accounts) + 1  # the objects and the manifest
+    assert len(written) == len(org.accounts) + 2  # the objects, the report and the manifest
     time.sleep(1.1)  # S3's LastModified has whole seconds: a rewrite must show
     again = cli(*args, "--resume", cwd=tmp_path, timeout=300)
     assert again.returncode == 0, again.stderr[-3000:]
     assert again.stderr.count("collector.org.account_already_done") == len(org.accounts)
     assert "collector.sweep.started" not in again.stderr
+    assert "collector.org_access.already_done" in again.stderr
     now = {
         item["Key"]: item["LastModified"]
         for item in s3.list_objects_v2(Bucket="resumed", Prefix="o/")["Contents"]
@@ -66,6 +68,7 @@ def test_s3_resume_finds_the_accounts_already_published(org: Organization, tmp_p
     }
     manifest = json.loads(s3.get_object(Bucket="resumed", Key=manifest_key)["Body"].read())
     assert {e["outcome"] for e in manifest["accounts"]} == {"complete"}
+    assert manifest["org_access"]["output"] == "s3://resumed/o/org-access-night-7.jsonl"
     for entry in manifest["accounts"]:
         key = entry["output"].removeprefix("s3://resumed/")
         body = gzip.decompress(s3.get_object(Bucket="resumed", Key=key)["Body"].read())

@@ -69,21 +69,20 @@ async def _keep(lease: S3Lease, lost: Callable[[LeaseLostError], None]) -> None:
             log.warning("collector.lock.renew_failed", lock=lease.uri, error=str(error))
 
 
-@asynccontextmanager
-async def s3_run_lock(
-    s3: S3Client,
-    manifest: str,
-    target: S3Target,
-    run_id: str,
-    *,
-    lost: Callable[[LeaseLostError], None],
-) -> AsyncIterator[None]:
-    """`MANIFEST.lock` as an S3 lease for the whole run, renewed in the background: a second org
-    run on the same manifest stops at once (exit 5) naming this one; one whose holder was
-    killed takes over once the lease has not been renewed for its length. `lost` is called if
-    another run takes the lease from this one (it could not renew for that long)."""
+async def take_s3_lock(s3: S3Client, manifest: str, target: S3Target, run_id: str) -> S3Lease:
+    """`MANIFEST.lock` as an S3 lease: taken now, or OutputLockedError (exit 5) naming the run
+    that holds it; a lease its holder stopped renewing (killed) is taken over once it has not
+    been renewed for its length."""
     lease = S3Lease(s3, manifest + ".lock", target, run_id=run_id, advice=ADVICE)
     await lease.acquire()
+    return lease
+
+
+@asynccontextmanager
+async def holding(lease: S3Lease, *, lost: Callable[[LeaseLostError], None]) -> AsyncIterator[None]:
+    """Keep a taken lease for as long as the run lasts (renewed in the background), then
+    release it. `lost` is called if another run takes it from this one (this one could not
+    renew it for the lease's length)."""
     try:
         async with anyio.create_task_group() as group:
             group.start_soon(_keep, lease, lost, name="lock-renewal")

@@ -39,7 +39,7 @@ from collector.org.manifest import (
     write_manifest,
 )
 from collector.org.placement import check_placement, manifest_path
-from collector.org.runlock import local_run_lock, s3_run_lock
+from collector.org.runlock import holding, local_run_lock, take_s3_lock
 from collector.org.shard import Shard
 from collector.output.runline import published_run, s3_published_run
 from collector.output.s3 import S3Target, s3_call, split
@@ -245,9 +245,12 @@ class OrgSweep:
                 if self._template.is_s3 or path.startswith("s3://"):
                     self._s3 = await stack.enter_async_context(s3_client(self.settings, base))
                 if self._s3 is not None and path.startswith("s3://"):
-                    await stack.enter_async_context(
-                        s3_run_lock(self._s3, path, self._target, self.run_id, lost=self._lost)
-                    )
+                    lease = None
+                    with self._phase(self._starting):
+                        lease = await take_s3_lock(self._s3, path, self._target, self.run_id)
+                    if lease is None:  # stopped
+                        return OrgResult(self._manifest(started, None), None)
+                    await stack.enter_async_context(holding(lease, lost=self._lost))
                 whole: AccountListing | None = None
                 with self._phase(self._starting):
                     whole = await self._list(base)

@@ -104,3 +104,42 @@ def test_resume_of_another_run_adopts_none_of_its_parts(org: Organization, tmp_p
         runs = {line["run_id"] for line in read_lines(tmp_path / entry["output"])}
         assert runs == {"d2"}, (entry["output"], runs)
     assert "collector.resume.other_run" in resumed.stderr
+
+
+def test_s3_resume_of_another_run_adopts_none_of_its_parts(
+    org: Organization, tmp_path: Path
+) -> None:
+    """The same in S3: run d1 stopped with an account's `KEY.part` object left; `--resume` of
+    run d2 starts that account afresh, and every object d2's manifest names holds d2's lines."""
+    s3 = s3_of(org)
+    s3.create_bucket(Bucket="other-run")
+    args = org_args(org, "--run-id", "d1", "--max-accounts-in-flight", "1")
+    args[args.index("out/{account_id}.jsonl")] = "s3://other-run/o/{account_id}.jsonl.gz"
+    proc = subprocess.Popen(
+        [COLLECTOR, *args], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, env=os.environ | FAST_ENV,
+    )  # fmt: skip
+
+    def keys() -> list[str]:
+        return [item["Key"] for item in s3.list_objects_v2(Bucket="other-run").get("Contents", [])]
+
+    with killed_on_failure(proc):
+        deadline = time.monotonic() + 120
+        while not any(key.endswith(".jsonl.gz") for key in keys()):  # an account published
+            assert proc.poll() is None and time.monotonic() < deadline, "no account finished"
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 143, stderr[-2000:]
+    parts = [key for key in keys() if key.endswith(".part")]
+    assert parts, keys()  # the account in flight was stopped into its KEY.part
+    args[args.index("d1")] = "d2"
+    resumed = cli(*args, "--resume", cwd=tmp_path, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    manifest = json.loads(s3.get_object(Bucket="other-run", Key="o/manifest.json")["Body"].read())
+    assert manifest["run_id"] == "d2"
+    for entry in manifest["accounts"]:
+        key = entry["output"].removeprefix("s3://other-run/")
+        body = gzip.decompress(s3.get_object(Bucket="other-run", Key=key)["Body"].read())
+        assert {json.loads(line)["run_id"] for line in body.splitlines()} == {"d2"}, key
+    assert "collector.resume.other_run" in resumed.stderr

@@ -123,9 +123,13 @@ def test_s3_resume_of_another_run_adopts_none_of_its_parts(
     def keys() -> list[str]:
         return [item["Key"] for item in s3.list_objects_v2(Bucket="other-run").get("Contents", [])]
 
+    def sweeping() -> bool:  # an account published, the next one's upload open
+        uploads = s3.list_multipart_uploads(Bucket="other-run").get("Uploads")
+        return bool(uploads) and any(key.endswith(".jsonl.gz") for key in keys())
+
     with killed_on_failure(proc):
         deadline = time.monotonic() + 120
-        while not any(key.endswith(".jsonl.gz") for key in keys()):  # an account published
+        while not sweeping():
             assert proc.poll() is None and time.monotonic() < deadline, "no account finished"
             time.sleep(0.1)
         proc.send_signal(signal.SIGTERM)

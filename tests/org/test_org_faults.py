@@ -17,6 +17,7 @@ from collector.emulator import Faults
 from collector.emulator.organization import OrgOptions
 from collector.emulator.orgserver import Organization, running_organization
 from tests.support.cli import COLLECTOR, FAST_ENV, cli, killed_on_failure
+from tests.support.hostile import proxy
 from tests.support.org import manifest_of, org_args
 from tests.support.sweeping import assert_matches_truth, read_lines
 
@@ -229,3 +230,24 @@ def test_accounts_in_flight_fit_in_the_hard_open_files_limit(
     assert (started["open_files"], started["accounts_in_flight"]) == (300, 2)
     assert "collector.org.accounts_in_flight_limited" in proc.stderr
     assert {e["outcome"] for e in manifest_of(tmp_path)["accounts"]} == {"complete"}
+
+
+def test_an_assume_role_that_cannot_connect_is_failed_not_denied(
+    org: Organization, tmp_path: Path
+) -> None:
+    """AssumeRole whose connection is cut every time (as when the process is out of file
+    descriptors or the network drops): the account is `failed` with the connection's error,
+    never `assume_role_denied` (which says the role refused the caller)."""
+    healthy_member = next(a.id for a in org.accounts if not a.management and a.fault is None)
+
+    def cut_assume_role(operation: str, body: bytes) -> tuple[int, bytes, int] | None:
+        return (200, b"<AssumeRoleResponse>", 4096) if operation == "AssumeRole" else None
+
+    with proxy(org.endpoint, cut_assume_role) as url:
+        args = accounts_args(org, [healthy_member])
+        args[args.index(org.endpoint)] = url
+        proc = cli(*args, cwd=tmp_path, timeout=300)
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr
+    outcome, code = outcomes(tmp_path)[healthy_member]
+    assert outcome == "failed" and code not in ("AccessDenied", None), (outcome, code)

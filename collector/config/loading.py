@@ -249,12 +249,19 @@ def _from_env(env: Mapping[str, str]) -> dict[str, object]:
 
 
 def _from_overrides(overrides: Mapping[str, object]) -> dict[str, object]:
+    flags = {option.key: option.flag.name for option in options()}
     values: dict[str, object] = {}
     for key, value in overrides.items():
         if value is None:
             continue  # the flag was not given
         if key not in _schema():
             raise _unknown("command line", key, sorted(_schema()))
+        if isinstance(value, str) and _is_list(_schema()[key]) and not _split_list(value):
+            # A flag given an empty value is an empty variable expanded (`--accounts "$IDS"`):
+            # never "no filter", never a fall back to another kind of sweep.
+            raise ConfigError(
+                f"command line: {flags.get(key, key)}: expected at least one value, got {value!r}"
+            )
         values[key] = _parse(key, value, source="command line", label=key, text=True)
     return values
 

@@ -94,7 +94,7 @@ def _globs(value: tuple[str, ...]) -> tuple[str, ...]:
 
 
 _IAM_ARN = re.compile(
-    r"arn:aws[-a-z]*:iam::(?P<account>\d{12}|aws):(?P<kind>user|group|role|policy)/\S+"
+    r"arn:aws[-a-z]*:iam::(?P<account>[0-9]{12}|aws):(?P<kind>user|group|role|policy)/\S+"
 )
 
 
@@ -135,7 +135,7 @@ def _endpoint(value: str | None) -> str | None:
     return value
 
 
-_REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d{1,2}")
+_REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-[0-9]{1,2}")
 
 
 def _region(value: str) -> str:
@@ -263,7 +263,7 @@ class RetrySettings:
 
 def _ids(value: tuple[str, ...]) -> tuple[str, ...]:
     for account_id in value:
-        if not re.fullmatch(r"\d{12}", account_id):
+        if not re.fullmatch(r"[0-9]{12}", account_id):  # ASCII digits only, unlike `\d`
             raise ValueError(f"expected 12-digit account ids, got {account_id!r}")
     return tuple(dict.fromkeys(value))
 

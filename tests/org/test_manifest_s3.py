@@ -17,6 +17,8 @@ from collector.org.shard import Shard
 from tests.support.cli import COLLECTOR, cli, one_line_error
 from tests.support.moto_org import MANAGEMENT, MotoOrg, moto_server
 
+pytestmark = pytest.mark.e2e  # every test runs the collector CLI
+
 IDS = ("100000000001", "100000000002", "100000000003")
 KEY = "arn:aws:kms:us-east-1:123456789012:key/0b8f3c4e-1d2a-4c5b-9e8f-7a6b5c4d3e2f"
 

@@ -21,6 +21,8 @@ from tests.support.hostile import proxy
 from tests.support.org import manifest_of, org_args
 from tests.support.sweeping import assert_matches_truth, read_lines
 
+pytestmark = pytest.mark.e2e  # every test runs the collector CLI
+
 # Members 1..6 each fail in their own way; 7 and 8 are healthy.
 FAULTS = (
     (1, "no-permissions"),

@@ -20,6 +20,8 @@ from collector.emulator.orgserver import Organization, running_organization
 from tests.support.cli import COLLECTOR, FAST_ENV, cli, killed_on_failure, one_line_error
 from tests.support.org import org_args
 
+pytestmark = pytest.mark.e2e  # every test runs the collector CLI
+
 
 @pytest.fixture(scope="module")
 def slow_org() -> Iterator[Organization]:

@@ -22,6 +22,8 @@ from tests.support.cli import COLLECTOR, FAST_ENV, cli, killed_on_failure
 from tests.support.org import manifest_of, org_args
 from tests.support.sweeping import read_lines
 
+pytestmark = pytest.mark.e2e  # every test runs the collector CLI
+
 
 @pytest.fixture(scope="module")
 def org() -> Iterator[Organization]:

@@ -34,6 +34,7 @@ def org() -> Iterator[Organization]:
         yield organization
 
 
+@pytest.mark.e2e
 def test_an_included_account_the_org_does_not_have_is_exit_2(
     org: Organization, tmp_path: Path
 ) -> None:
@@ -46,6 +47,7 @@ def test_an_included_account_the_org_does_not_have_is_exit_2(
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(
     ("flags", "env", "words"),
     [
@@ -66,6 +68,7 @@ def test_an_empty_account_selection_is_exit_2(
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(
     ("flags", "env"),
     [
@@ -96,6 +99,7 @@ def test_only_ascii_digits_make_ids_and_shards() -> None:
         load_settings(None, {"COLLECTOR_S3_BUCKET_OWNER": FULL_WIDTH}, {})
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(
     ("flags", "words"),
     [

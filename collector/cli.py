@@ -26,8 +26,8 @@ from collector.errors import (
     EXIT_PARTIAL,
     EXIT_SIGNAL_BASE,
     EXIT_USAGE,
-    CollectorError,
     ConfigError,
+    first_collector_error,
 )
 from collector.logs import configure_logging
 from collector.models import CallStats, Counters, OrgProgress
@@ -37,6 +37,7 @@ from collector.org.sweep import OrgResult, OrgSweep, check_org_settings
 from collector.progress import org_snapshot, show_progress, sweep_snapshot
 from collector.report import add_report_parser, run_report
 from collector.sweep.account import sweep_account
+from collector.sweep.descriptors import raise_open_files_limit
 from collector.sweep.pipeline import SweepResult
 from collector.sweep.shutdown import Shutdown
 
@@ -137,21 +138,10 @@ def _overrides(args: argparse.Namespace) -> dict[str, object]:
 
 
 def _is_file(value: str | None) -> bool:
-    return (
-        value is not None and not value.replace(",", "").strip().isdigit() and Path(value).is_file()
-    )
-
-
-def _collector_error(error: BaseException) -> CollectorError | None:
-    """The first CollectorError in an exception (group) tree, if any."""
-    if isinstance(error, CollectorError):
-        return error
-    if isinstance(error, BaseExceptionGroup):
-        for inner in error.exceptions:
-            found = _collector_error(inner)
-            if found is not None:
-                return found
-    return None
+    if value is None:
+        return False
+    ids = value.replace(",", "").strip()
+    return not (ids.isascii() and ids.isdigit()) and Path(value).is_file()
 
 
 def one_line(text: str) -> str:
@@ -253,7 +243,7 @@ def _check(settings: Settings, sample: int | None, output_format: str) -> int:
         count = DEFAULT_SAMPLE if sample is None else sample
         report = anyio.run(check, settings, count)
     except BaseException as error:  # the one place where errors become exit codes
-        found = _collector_error(error)
+        found = first_collector_error(error)
         if found is None:
             raise
         print(f"collector: error: {one_line(str(found))}", file=sys.stderr)
@@ -264,6 +254,9 @@ def _check(settings: Settings, sample: int | None, output_format: str) -> int:
 
 def _run(settings: Settings, credentials: Mapping[str, str] | None = None) -> tuple[int, Any]:
     """anyio.run with every CollectorError turned into one line on stderr and an exit code."""
+    # Containers often start with 1,024 descriptors and far more allowed: take them (an org
+    # run also sizes its accounts in flight from the result).
+    raise_open_files_limit()
     try:
         if settings.org.enabled:
             check_org_settings(settings)
@@ -273,7 +266,7 @@ def _run(settings: Settings, credentials: Mapping[str, str] | None = None) -> tu
         check_mode(settings)
         return anyio.run(_sweep, settings, credentials)
     except BaseException as error:  # the one place where errors become exit codes
-        found = _collector_error(error)
+        found = first_collector_error(error)
         if found is None:
             raise
         print(f"collector: error: {one_line(str(found))}", file=sys.stderr)

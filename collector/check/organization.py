@@ -111,7 +111,7 @@ async def member_rows(
     """AssumeRole into the first `sample` member accounts (by id), and each sweep call there."""
     members = [account.id for account in listing.to_sweep if account.id != who.account_id]
     sampled = tuple(members[:sample])
-    assume = assume_settings(settings, SESSION_RUN_ID)
+    assume = assume_settings(settings)
     rows: list[Row] = []
     for account_id in sampled:
         role = assume.role_arn(account_id, who.partition)

@@ -16,7 +16,7 @@ from moto.iam.models import IAMBackend, Role
 from collector.emulator.wire import request_id
 
 STS_NAMESPACE = "https://sts.amazonaws.com/doc/2011-06-15/"
-_ROLE_ARN = re.compile(r"^arn:aws:iam::(?P<account>\d{12}):role/(?P<name>[\w+=,.@/-]+)$")
+_ROLE_ARN = re.compile(r"^arn:aws:iam::(?P<account>[0-9]{12}):role/(?P<name>[\w+=,.@/-]+)$")
 _SESSION_NAME = re.compile(r"^[\w+=,.@-]{2,64}$")
 _MIN_DURATION, _DEFAULT_DURATION = 900, 3600
 
@@ -30,6 +30,7 @@ class Caller:
     role_arn: str | None = None  # the IAM role behind an assumed-role session
     access_key: str | None = None  # the session's access key id
     expires: datetime | None = None  # when the session's credentials stop working
+    permitted: bool = True  # False: the role has no permission policy (IAM denies it all)
 
 
 @dataclass(frozen=True, slots=True)

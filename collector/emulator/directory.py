@@ -14,7 +14,7 @@ EntityType = Literal["USER", "ROLE", "GROUP"]
 
 # arn:aws:iam::<account|aws>:<kind><path><name>; the path is "/" or "/a/b/".
 ARN_PATTERN = re.compile(
-    r"^arn:aws:iam::(?P<account>\d{12}|aws):(?P<kind>user|group|role|policy)(?P<rest>/.*[^/])$"
+    r"^arn:aws:iam::(?P<account>[0-9]{12}|aws):(?P<kind>user|group|role|policy)(?P<rest>/.*[^/])$"
 )
 
 

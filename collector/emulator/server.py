@@ -52,7 +52,9 @@ class EmulatorOptions:
             raise ValueError("port must be within 0..65535")
         if not 0.0 <= self.wide_share <= 1.0:
             raise ValueError("wide_share must be within 0..1")
-        if len(self.account_id) != 12 or not self.account_id.isdigit():
+        if len(self.account_id) != 12 or not (
+            self.account_id.isascii() and self.account_id.isdigit()
+        ):
             raise ValueError("account_id must be 12 digits")
 
 

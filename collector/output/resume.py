@@ -69,6 +69,15 @@ def _lines(path: Path) -> Iterator[tuple[bytes, Record | None]]:
             return
 
 
+def part_run(path: Path, account_id: str) -> str | None:
+    """The run a `.part` belongs to (the run id of its first line of the account), or None."""
+    for _, record in _lines(path):
+        if record is not None and record.get("account_id") == account_id:
+            run_id = record.get("run_id")
+            return run_id if isinstance(run_id, str) else None
+    return None
+
+
 def _belongs(record: Record, account_id: str, run_id: str) -> bool:
     """A schema-1 line (exactly its kind's keys) of this account and of the `.part`'s run."""
     return (

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypedDict, TypeVar
 
 import anyio
 import structlog
@@ -21,17 +21,22 @@ from botocore.exceptions import (
     BotoCoreError,
     ClientError,
     ConnectionClosedError,
+    ConnectionError,
     ConnectTimeoutError,
     EndpointConnectionError,
+    HTTPClientError,
     NoCredentialsError,
+    PartialCredentialsError,
     ReadTimeoutError,
 )
+from botocore.parsers import ResponseParserError
 
-from collector.errors import OutputError
+from collector.errors import OutputError, OutputUnreachableError, S3Error
 from collector.template import PART_SUFFIX, OutputTemplate
 
 if TYPE_CHECKING:
     from types_aiobotocore_s3 import S3Client
+    from types_aiobotocore_s3.literals import ServerSideEncryptionType
     from types_aiobotocore_s3.type_defs import (
         CompletedPartTypeDef,
         CopyObjectOutputTypeDef,
@@ -40,7 +45,7 @@ if TYPE_CHECKING:
         ListObjectsV2OutputTypeDef,
     )
 else:
-    S3Client = CompletedPartTypeDef = ListObjectsV2OutputTypeDef = Any
+    S3Client = CompletedPartTypeDef = ListObjectsV2OutputTypeDef = ServerSideEncryptionType = Any
     CopyObjectOutputTypeDef = CopySourceTypeDef = CreateMultipartUploadOutputTypeDef = Any
 
 log = structlog.get_logger()
@@ -53,6 +58,18 @@ _GZIP = 31  # zlib wbits for a gzip stream
 # a completed upload lists only its data parts, so S3 drops this one.
 HEARTBEAT_PART = 10_000
 HEARTBEATS_PER_WINDOW = 20  # beats in `orphan_after`: a few lost calls never look like death
+# Codes S3 answers when the credentials themselves are wrong (not a permission on the bucket).
+CREDENTIAL_CODES = frozenset(
+    {"InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "ExpiredToken",
+     "TokenRefreshRequired"}
+)  # fmt: skip
+
+
+class Encryption(TypedDict, total=False):
+    """The server-side encryption arguments of a put, a copy or a multipart upload."""
+
+    ServerSideEncryption: ServerSideEncryptionType
+    SSEKMSKeyId: str
 
 
 @dataclass(frozen=True)
@@ -67,6 +84,12 @@ class S3Target:
     kms_key_id: str | None = None  # None: SSE-S3 (AES256)
     orphan_after: float = 600.0
 
+    def encryption(self) -> Encryption:
+        """SSE-KMS with the key when one is given, else SSE-S3: for every object we write."""
+        if self.kms_key_id is None:
+            return {"ServerSideEncryption": "AES256"}
+        return {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": self.kms_key_id}
+
 
 def split(uri: str) -> tuple[str, str]:
     """`s3://bucket/key` as (bucket, key)."""
@@ -75,19 +98,34 @@ def split(uri: str) -> tuple[str, str]:
 
 
 async def s3_call(uri: str, call: Callable[[], Awaitable[T]]) -> T:
-    """One S3 call; any failure is one OutputError line naming the object (exit code 4)."""
+    """One S3 call; any failure is one line naming the object: S3Error with S3's code (exit 4),
+    or OutputUnreachableError when the endpoint or the credentials are the problem (exit 3)."""
     try:
         return await call()
     except ClientError as error:
         details = error.response.get("Error", {})
-        code, message = details.get("Code", "Unknown"), details.get("Message", "")
+        code, message = str(details.get("Code", "Unknown")), details.get("Message", "")
+        if code in CREDENTIAL_CODES:
+            raise OutputUnreachableError(
+                f"{uri}: {code}: {message}; check the AWS credentials and profile"
+            ) from None
         hint = {
             "NoSuchBucket": "create the bucket or fix --output",
             "AccessDenied": "grant docs/policies/s3-output-policy.json's statements, and check "
             "the bucket owner (--s3-bucket-owner)",
-        }.get(str(code), "check --output and the bucket")
-        raise OutputError(f"{uri}: {code}: {message}; {hint}") from None
-    except BotoCoreError as error:
+        }.get(code, "check --output and the bucket")
+        raise S3Error(f"{uri}: {code}: {message}; {hint}", code) from None
+    except (NoCredentialsError, PartialCredentialsError):
+        raise OutputUnreachableError(
+            f"{uri}: no AWS credentials found: set AWS_PROFILE, or AWS_ACCESS_KEY_ID and "
+            "AWS_SECRET_ACCESS_KEY, or run where a role is available"
+        ) from None
+    except (HTTPClientError, ConnectionError) as error:
+        # botocore retried already (standard mode): the endpoint is not there.
+        raise OutputUnreachableError(
+            f"{uri}: cannot reach S3: {error}; check --endpoint-url, the region and the network"
+        ) from None
+    except (BotoCoreError, ResponseParserError) as error:
         raise OutputError(f"{uri}: {error}; check --output and the endpoint") from None
 
 
@@ -132,29 +170,17 @@ class S3Writer:
             raise
 
     def _create(self) -> Awaitable[CreateMultipartUploadOutputTypeDef]:
-        if self._target.kms_key_id is None:
-            return self._s3.create_multipart_upload(
-                Bucket=self.bucket, Key=self.part_key, ServerSideEncryption="AES256",
-                ExpectedBucketOwner=self._owner,
-            )  # fmt: skip
         return self._s3.create_multipart_upload(
-            Bucket=self.bucket, Key=self.part_key, ServerSideEncryption="aws:kms",
-            SSEKMSKeyId=self._target.kms_key_id, ExpectedBucketOwner=self._owner,
+            Bucket=self.bucket, Key=self.part_key, ExpectedBucketOwner=self._owner,
+            **self._target.encryption(),
         )  # fmt: skip
 
     def _copy(self) -> Awaitable[CopyObjectOutputTypeDef]:
         """KEY appears, whole, from the completed `KEY.part` (a server-side copy)."""
         source: CopySourceTypeDef = {"Bucket": self.bucket, "Key": self.part_key}
-        if self._target.kms_key_id is None:
-            return self._s3.copy_object(
-                Bucket=self.bucket, Key=self.key, CopySource=source,
-                ServerSideEncryption="AES256", ExpectedBucketOwner=self._owner,
-                ExpectedSourceBucketOwner=self._owner,
-            )  # fmt: skip
         return self._s3.copy_object(
-            Bucket=self.bucket, Key=self.key, CopySource=source, ServerSideEncryption="aws:kms",
-            SSEKMSKeyId=self._target.kms_key_id, ExpectedBucketOwner=self._owner,
-            ExpectedSourceBucketOwner=self._owner,
+            Bucket=self.bucket, Key=self.key, CopySource=source, ExpectedBucketOwner=self._owner,
+            ExpectedSourceBucketOwner=self._owner, **self._target.encryption(),
         )  # fmt: skip
 
     async def abort_stale(self) -> None:
@@ -276,12 +302,7 @@ class S3Writer:
 
 
 def _pattern(template: OutputTemplate, account_id: str) -> re.Pattern[str]:
-    wildcards = {"account_id": re.escape(account_id), "date": r"\d{4}-\d{2}-\d{2}", "run_id": ".+"}
-    body = "".join(
-        re.escape(literal) + ("" if name is None else wildcards[name])
-        for literal, name in template.parts
-    )
-    return re.compile(body + re.escape(PART_SUFFIX))
+    return re.compile(template.regex(account_id=account_id) + re.escape(PART_SUFFIX))
 
 
 async def find_resumable(

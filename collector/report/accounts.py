@@ -193,7 +193,8 @@ def found(accounts_by_file: Mapping[str, set[str]]) -> AccountNames:
             if claiming:
                 used.update(claiming)
                 break
-    sources = tuple(str(path) for path in sorted(used))
+    here = Path.cwd()  # named as the user would: relative when below the working directory
+    sources = tuple(str(p.relative_to(here) if p.is_relative_to(here) else p) for p in sorted(used))
     return AccountNames(_merged(used.values()), sources)
 
 

@@ -96,19 +96,17 @@ def csv_beside(page: Path, table: Table) -> Path:
     return page.with_name(f"{stem}.{table.name}.csv")
 
 
-def _cut_note(table: Table, total: int, link: str | None) -> str:
+def _cut_note(table: Table, total: int, link: str | None, main: bool) -> str:
     shown = f"Showing the first {MAX_HTML_ROWS:,} of {total:,} rows."
-    if link is None:
-        rest = (
-            f"All of them: --output REPORT.html also writes REPORT.{table.name}.csv beside the "
-            "page; --format csv or json prints them."
-        )
-    else:
+    if link is not None:
         rest = (
             f'All of them: <a href="{escape(quote(link))}">{escape(link)}</a>, '
-            "the CSV beside this page (the columns of --format csv)."
+            "the whole table as CSV beside this page."
         )
-    return f'<p class="more">{escape(shown)} {rest}</p>'
+    else:  # on stdout: no file to link
+        rest = f"All of them: --output REPORT.html also writes REPORT.{table.name}.csv beside it"
+        rest += "; --format csv or json prints them." if main else "."
+    return f'<p class="more">{escape(shown)} {escape(rest) if link is None else rest}</p>'
 
 
 def _table(report: Report, table: Table, total: int, link: str | None) -> str:
@@ -117,7 +115,7 @@ def _table(report: Report, table: Table, total: int, link: str | None) -> str:
         return out[0] + "<p>(none)</p>"
     cut = total > MAX_HTML_ROWS
     if cut:
-        out.append(_cut_note(table, total, link))
+        out.append(_cut_note(table, total, link, table is report.tables[0]))
     columns, rows = for_people(table, fetch(report, table, MAX_HTML_ROWS))
     # Its own box: a table wider than the window scrolls there, not the page.
     out.append('<div class="scroll"><table><thead><tr>')
@@ -128,7 +126,7 @@ def _table(report: Report, table: Table, total: int, link: str | None) -> str:
         out.append("<tr>" + "".join(cells) + "</tr>")
     out.append("</tbody></table></div>")
     if cut:
-        out.append(_cut_note(table, total, link))
+        out.append(_cut_note(table, total, link, table is report.tables[0]))
     return "".join(out)
 
 

@@ -96,7 +96,8 @@ def test_a_cut_table_without_a_csv_says_how_to_get_every_row() -> None:
     """On stdout there is no CSV beside the page: the line says how to get all rows."""
     html = _page(Report("r", [_wide(MAX_HTML_ROWS + 1)]))
     assert f"first {MAX_HTML_ROWS:,} of {MAX_HTML_ROWS + 1:,} rows" in html
-    assert "--output REPORT.html also writes REPORT.unused.csv" in html and "<a href" not in html
+    assert "--output REPORT.html also writes REPORT.unused.csv beside it; --format csv" in html
+    assert "<a href" not in html
 
 
 def test_a_whole_table_has_no_cut_line() -> None:

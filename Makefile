@@ -63,12 +63,11 @@ clean:
 # --- collector report (issue 15) ---
 .PHONY: report-screenshot bench-report
 CHROMIUM ?= chromium
-# Renders the HTML report of a demo sweep in headless Chromium (Debian's `chromium` package)
-# to docs/report.png; the flags keep Chromium off the network.
+# Renders the HTML report of an emulated organisation's sweep in headless Chromium (Debian's
+# `chromium` package) and REWRITES the tracked docs/report.png; the flags keep Chromium off
+# the network.
 report-screenshot: $(STAMP)
-	rm -rf out/screenshot
-	$(BIN)/collector demo --principals 300 --seed 1 --output-dir out/screenshot
-	$(BIN)/collector report unused 'out/screenshot/*.jsonl' --output out/screenshot/report.html
+	$(BIN)/python tools/report_screenshot.py out/screenshot
 	$(CHROMIUM) --headless --no-sandbox --disable-gpu --disable-quic --no-first-run \
 		--disable-background-networking --disable-component-update --disable-sync \
 		--user-data-dir=out/screenshot/chromium --hide-scrollbars --force-device-scale-factor=1 \

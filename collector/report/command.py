@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import os
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from collector.errors import EXIT_OK, EXIT_OUTPUT, EXIT_USAGE
+
+if TYPE_CHECKING:
+    from collector.report.accounts import AccountNames
 
 _SUFFIX_FORMATS = {
     ".csv": "csv",
@@ -65,6 +69,17 @@ def _window_options(parser: argparse.ArgumentParser, *, as_of: bool = True) -> N
         )
 
 
+def _manifest_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--manifest",
+        action="append",
+        metavar="PATH",
+        help="an org run's manifest.json (or a shard's manifest-N.json, a local file), for "
+        "account names; repeatable. Default: the manifest that wrote the input files, found "
+        "beside them (docs/reports.md)",
+    )
+
+
 def add_report_parser(commands: Any) -> None:
     """Add `report unused|summary|diff|org-unused|rightsize|parquet` to the CLI's subcommands."""
     report = commands.add_parser(
@@ -75,15 +90,18 @@ def add_report_parser(commands: Any) -> None:
     unused = kinds.add_parser("unused", help="granted services not used in N days, or ever")
     unused.add_argument("paths", nargs="+", metavar="PATH", help=paths_help)
     _window_options(unused)
+    _manifest_option(unused)
     _output_options(unused)
     summary = kinds.add_parser("summary", help="per account and principal type, with run status")
     summary.add_argument("paths", nargs="+", metavar="PATH", help=paths_help)
     _window_options(summary)
+    _manifest_option(summary)
     _output_options(summary)
     diff = kinds.add_parser("diff", help="what changed between two sweeps")
     diff.add_argument("old", metavar="OLD", help="the earlier sweep: a file or a quoted glob")
     diff.add_argument("new", metavar="NEW", help="the later sweep: a file or a quoted glob")
     _window_options(diff, as_of=False)
+    _manifest_option(diff)
     _output_options(diff)
     org_unused = kinds.add_parser(
         "org-unused", help="per OU: services SCPs allow and nobody there used in N days"
@@ -98,6 +116,7 @@ def add_report_parser(commands: Any) -> None:
     )
     rightsize.add_argument("paths", nargs="+", metavar="PATH", help=paths_help)
     _window_options(rightsize)
+    _manifest_option(rightsize)
     _output_options(rightsize)
     parquet = kinds.add_parser("parquet", help="write Parquet partitioned by account and date")
     parquet.add_argument("paths", nargs="+", metavar="PATH", help=paths_help)
@@ -113,6 +132,16 @@ def _format(args: argparse.Namespace) -> str:
     return "table" if sys.stdout.isatty() else "csv"
 
 
+def _names(con: Any, args: argparse.Namespace, *tables: str) -> AccountNames:
+    """The account names: of the manifests given, else of those found beside the inputs; and
+    table `account_names` for the report's queries."""
+    from collector.report.accounts import files_and_accounts, found, given, install
+
+    names = given(args.manifest) if args.manifest else found(files_and_accounts(con, *tables))
+    install(con, names)
+    return names
+
+
 def _build(args: argparse.Namespace) -> Any:
     """Load the inputs and compute the report (imports DuckDB)."""
     import duckdb
@@ -124,13 +153,13 @@ def _build(args: argparse.Namespace) -> Any:
     if args.report_command == "diff":
         from collector.report.diff import compare, diff_report
 
-        notes = _warnings(load(con, [args.old], "old"), "OLD") + _warnings(
-            load(con, [args.new], "new"), "NEW"
-        )
-        one_sided = compare(con, args.days)  # csv and json carry no notes: told on stderr
+        old, new = load(con, [args.old], "old"), load(con, [args.new], "new")
+        names = _names(con, args, "old", "new")
+        notes = _warnings(old, "OLD", names) + _warnings(new, "NEW", names)
+        one_sided = compare(con, args.days, names)  # csv and json carry no notes: told on stderr
         for note in one_sided:
             print(f"collector: warning: {note}", file=sys.stderr)
-        return diff_report(con, args.days, notes + one_sided)
+        return diff_report(con, args.days, notes + one_sided, names)
     if args.report_command == "org-unused":
         from collector.report.orgunused import load_org_access, org_unused_report
 
@@ -138,31 +167,40 @@ def _build(args: argparse.Namespace) -> Any:
         for note in notes:
             print(f"collector: warning: {note}", file=sys.stderr)
         return org_unused_report(con, args.as_of or datetime.now(UTC).date(), args.days, notes)
-    if args.report_command == "rightsize":
-        from collector.report.rightsize import rightsize_report
-
-        as_of = args.as_of or datetime.now(UTC).date()
-        return rightsize_report(con, args.paths, as_of, args.days, _warnings)
-    runs = load(con, args.paths, "inputs", every_column=args.report_command == "parquet")
-    notes = _warnings(runs, "")
     if args.report_command == "parquet":
+        from collector.report.accounts import AccountNames
         from collector.report.parquet import export
 
+        runs = load(con, args.paths, "inputs", every_column=True)
+        _warnings(runs, "", AccountNames())
         return export(con, "inputs", runs, Path(args.to))
     as_of = args.as_of or datetime.now(UTC).date()
+    if args.report_command == "rightsize":
+        from collector.report.rightsize import EXTRA_COLUMNS, rightsize_report
+
+        runs = load(con, args.paths, "inputs", extra=EXTRA_COLUMNS)
+        names = _names(con, args, "inputs")
+        return rightsize_report(con, as_of, args.days, _warnings(runs, "", names), names)
+    runs = load(con, args.paths, "inputs")
+    names = _names(con, args, "inputs")
+    notes = _warnings(runs, "", names)
     if args.report_command == "summary":
         from collector.report.summary import summary_report
 
-        return summary_report(con, "inputs", runs, as_of, args.days, notes)
+        return summary_report(con, "inputs", runs, as_of, args.days, notes, names)
     from collector.report.unused import unused_report
 
-    return unused_report(con, "inputs_cur", as_of, args.days, notes)
+    return unused_report(con, "inputs_cur", as_of, args.days, notes, names)
 
 
-def _warnings(runs: Any, side: str) -> list[str]:
+def _warnings(runs: Any, side: str, names: AccountNames) -> list[str]:
     """Runs that are not complete: told on stderr now, and carried as notes in the report."""
     prefix = f"{side}: " if side else ""
-    notes = [prefix + run.describe() for run in runs if run.current and run.flagged]
+    notes = [
+        prefix + run.describe(names.label(run.account_id))
+        for run in runs
+        if run.current and run.flagged
+    ]
     superseded = sum(1 for run in runs if not run.current)
     if superseded:
         notes.append(f"{prefix}{superseded} older run(s) ignored: each account's newest is used")
@@ -195,23 +233,44 @@ def _write(report: Any, fmt: str, out: IO[str], terminal: bool) -> None:
         render.write_table(report, out, terminal=terminal)
 
 
-def _write_file(report: Any, fmt: str, output: str) -> None:
-    """A private temp file beside `output`, renamed over it once whole.
+def _publish(target: Path, write: Callable[[IO[str]], None]) -> None:
+    """A private temp file beside `target`, renamed over it once whole.
 
-    The rename replaces a symlink planted at `output` instead of writing through it, the
+    The rename replaces a symlink planted at `target` instead of writing through it, the
     file is 0600 from creation (it maps who uses what, as the exports do), and a failure
     never leaves a half-written report under the name.
     """
-    target = Path(output)
     fd, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            _write(report, fmt, handle, terminal=False)
+            write(handle)
         os.replace(temp, target)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(temp)
         raise
+
+
+def _write_file(report: Any, fmt: str, output: str) -> None:
+    """The report at `output`; an HTML page also gets the whole of each table it cuts, as
+    REPORT.TABLE.csv beside it, published first so the page never links a missing file."""
+    from collector.report.model import Report
+
+    target = Path(output)
+    if fmt == "html" and isinstance(report, Report):
+        from collector.report.htmlpage import MAX_HTML_ROWS, csv_beside, totals, write_html
+        from collector.report.render import write_csv
+
+        rows = totals(report)
+        links = {}
+        for table in report.tables:
+            if rows[table.name] > MAX_HTML_ROWS:
+                beside = csv_beside(target, table)
+                _publish(beside, functools.partial(write_csv, report, table=table))
+                links[table.name] = beside.name
+        _publish(target, lambda out: write_html(report, out, rows, links))
+        return
+    _publish(target, lambda out: _write(report, fmt, out, terminal=False))
 
 
 @contextlib.contextmanager

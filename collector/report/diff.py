@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from collector.report.accounts import AccountNames
 from collector.report.model import Bars, Report, ReportInputError, Table
 from collector.report.unused import judged_services
 
@@ -40,7 +41,7 @@ def _side(con: duckdb.DuckDBPyConnection, name: str, days: int) -> None:
     )
 
 
-def compare(con: duckdb.DuckDBPyConnection, days: int) -> list[str]:
+def compare(con: duckdb.DuckDBPyConnection, days: int, names: AccountNames) -> list[str]:
     """Judge both sides; the accounts on one side only, as notes.
 
     ReportInputError when no account is on both sides: such a diff would be empty, not "no
@@ -55,17 +56,21 @@ def compare(con: duckdb.DuckDBPyConnection, days: int) -> list[str]:
     ).fetchone()
     if not common or not common[0]:
         sides = {
-            side: ", ".join(account for where, account in one_sided if where == side) or "none"
+            side: ", ".join(names.label(account) for where, account in one_sided if where == side)
+            or "none"
             for side in ("OLD", "NEW")
         }
         raise ReportInputError(
             f"OLD and NEW have no account in common (OLD: {sides['OLD']}; NEW: {sides['NEW']}): "
             "nothing to compare; give two sweeps of the same account(s)"
         )
-    return [f"account {account} is only in {side}: not compared" for side, account in one_sided]
+    return [
+        f"account {names.label(account)} is only in {side}: not compared"
+        for side, account in one_sided
+    ]
 
 
-def diff_table(con: duckdb.DuckDBPyConnection) -> Table:
+def diff_table(con: duckdb.DuckDBPyConnection, names: AccountNames) -> Table:
     order = "[" + ", ".join(f"'{change}'" for change in CHANGES) + "]"
     rows = con.execute(
         f"""
@@ -101,8 +106,9 @@ def diff_table(con: duckdb.DuckDBPyConnection) -> Table:
             FROM old_seen o SEMI JOIN accounts USING (account_id)
             ANTI JOIN new_seen n USING (account_id, principal_arn)
         )
-        SELECT * FROM changes
-        ORDER BY list_position({order}, change), account_id, principal_arn,
+        SELECT c.*{names.select()} FROM changes c
+        LEFT JOIN account_names n ON n.account_id = c.account_id
+        ORDER BY list_position({order}, change), c.account_id, principal_arn,
                  service_namespace NULLS FIRST"""
     ).fetchall()
     columns = (
@@ -113,6 +119,7 @@ def diff_table(con: duckdb.DuckDBPyConnection) -> Table:
         "service_namespace",
         "old_last_authenticated",
         "new_last_authenticated",
+        *names.column(),  # last: scripts read the columns before it by place, too
     )
     return Table("diff", "Changes from OLD to NEW", columns, rows, detail=True)
 
@@ -130,9 +137,12 @@ def _one_sided(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str]]:
     return rows
 
 
-def diff_report(con: duckdb.DuckDBPyConnection, days: int, notes: list[str]) -> Report:
-    """The diff of the sides `compare` judged; `notes` already hold its one-sided accounts."""
-    table = diff_table(con)
+def diff_report(
+    con: duckdb.DuckDBPyConnection, days: int, notes: list[str], names: AccountNames
+) -> Report:
+    """The diff of the sides `compare` judged; `notes` already hold its one-sided accounts.
+    Needs table `account_names` (accounts.install)."""
+    table = diff_table(con, names)
     counts = {change: 0 for change in CHANGES}
     for row in table.rows:
         counts[row[0]] += 1
@@ -148,5 +158,5 @@ def diff_report(con: duckdb.DuckDBPyConnection, days: int, notes: list[str]) -> 
         tables=[table, totals],
         notes=notes,
         charts=[chart],
-        context={"days": str(days)},
+        context={"days": str(days), **names.context()},
     )

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from html import escape
+from pathlib import Path
 from typing import IO, Any
+from urllib.parse import quote
 
 from collector import __version__
 from collector.report.model import Report, Table
-from collector.report.render import count, fetch, human
+from collector.report.render import count, fetch, for_people, human
 from collector.report.svg import bar_chart
 
-MAX_HTML_ROWS = 2000  # a page a browser still opens quickly; the rest is one --format away
+MAX_HTML_ROWS = 2000  # a page a browser still opens quickly; the rest goes to a CSV beside it
 
 _CSS = """
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif;
@@ -24,23 +28,38 @@ h2 { font-size: 17px; margin: 28px 0 8px; }
         margin: 6px 0; }
 .charts { display: flex; flex-wrap: wrap; gap: 12px 40px; }
 .chart h2 { margin-top: 12px; }
+svg { max-width: 100%; height: auto; }
 svg text { font: 12px system-ui, sans-serif; fill: #1f2933; }
 svg text.value { fill: #52606d; }
-table { border-collapse: collapse; margin: 4px 0 8px; font-size: 13px; }
-th, td { border-bottom: 1px solid #e4e7eb; padding: 4px 10px; text-align: left;
+.scroll { overflow: auto; max-height: min(75vh, 42em); width: fit-content; max-width: 100%;
+          margin: 4px 0 8px; border: 1px solid #e4e7eb; }
+table { border-collapse: collapse; font-size: 13px; }
+th, td { border-bottom: 1px solid #e4e7eb; padding: 4px 8px; text-align: left;
          vertical-align: top; }
-th { background: #f5f7fa; position: sticky; top: 0; }
+th { background: #f5f7fa; position: sticky; top: 0; vertical-align: bottom; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 tr:hover td { background: #f9fafb; }
-.more { color: #52606d; font-style: italic; }
+.more { color: #52606d; font-style: italic; margin: 4px 0; }
 .cards { display: flex; flex-wrap: wrap; gap: 12px; margin: 8px 0 4px; }
 .card { border: 1px solid #e4e7eb; border-radius: 6px; padding: 8px 14px; min-width: 120px; }
 td.flag { background: #fdecea; color: #9b1c1c; font-weight: 600; }
 .card b { display: block; font-size: 20px; }
 .card span { color: #52606d; font-size: 12px; }
-td.wrap { white-space: normal; max-width: 420px; }
-td { white-space: nowrap; }
+td { white-space: nowrap; width: 1px; }
+td.wrap { white-space: normal; overflow-wrap: anywhere; width: auto; }
+td.account { white-space: normal; width: auto; }
+@media print { .scroll { overflow: visible; max-height: none; border: 0; } }
 """
+
+
+# Where a long value may break, so a wide table wraps to the window instead of running off it.
+_BREAK_AFTER = re.compile(r"([/_])")
+_WRAPPED = ("service_name", "files", "in_report", "used_by")
+
+
+def _breakable(text: str) -> str:
+    """Escaped text that may break after `/` and `_` (paths, ARNs, column names)."""
+    return _BREAK_AFTER.sub(r"\1<wbr>", escape(text))
 
 
 def _cell(column: str, value: Any) -> str:
@@ -49,37 +68,78 @@ def _cell(column: str, value: Any) -> str:
         return f'<td class="num">{escape(human(column, value))}</td>'
     if column == "principal_arn" and isinstance(value, str) and value.count(":") >= 5:
         short = value.split(":", 5)[5]
-        return f'<td title="{escape(value)}">{escape(short)}</td>'
+        return f'<td class="wrap" title="{escape(value)}">{_breakable(short)}</td>'
     if isinstance(value, list):
-        lines = "<br>".join(escape(human(column, [item])) for item in value)
+        lines = "<br>".join(_breakable(human(column, [item])) for item in value)
         return f'<td class="wrap">{lines}</td>'
     if column in ("run_status", "status") and value != "complete":
         return f'<td class="flag">{escape(human(column, value))}</td>'
-    css = ' class="wrap"' if column in ("service_name", "files", "in_report") else ""
-    return f"<td{css}>{escape(human(column, value))}</td>"
+    if column in _WRAPPED:
+        return f'<td class="wrap">{_breakable(human(column, value))}</td>'
+    if column == "account_id":  # `name (id)`: may break before the id, never inside it
+        return f'<td class="account">{escape(human(column, value))}</td>'
+    return f"<td>{escape(human(column, value))}</td>"
 
 
-def _table(report: Report, table: Table) -> str:
-    total = count(report, table)
-    out = [f"<h2>{escape(table.title)} ({total:,})</h2>"]
+def totals(report: Report) -> dict[str, int]:
+    """Rows of each table; a table with more than MAX_HTML_ROWS is cut on the page."""
+    return {table.name: count(report, table) for table in report.tables}
+
+
+def csv_beside(page: Path, table: Table) -> Path:
+    """Where the whole of a cut table goes: REPORT.TABLE.csv beside REPORT.html."""
+    stem = (
+        page.name.removesuffix(page.suffix)
+        if page.suffix.lower() in (".html", ".htm")
+        else page.name
+    )
+    return page.with_name(f"{stem}.{table.name}.csv")
+
+
+def _cut_note(table: Table, total: int, link: str | None, main: bool) -> str:
+    shown = f"Showing the first {MAX_HTML_ROWS:,} of {total:,} rows."
+    if link is not None:
+        rest = (
+            f'All of them: <a href="{escape(quote(link))}">{escape(link)}</a>, '
+            "the whole table as CSV beside this page."
+        )
+    else:  # on stdout: no file to link
+        rest = f"All of them: --output REPORT.html also writes REPORT.{table.name}.csv beside it"
+        rest += "; --format csv or json prints them." if main else "."
+    return f'<p class="more">{escape(shown)} {escape(rest) if link is None else rest}</p>'
+
+
+def _table(report: Report, table: Table, total: int, link: str | None) -> str:
+    out = [f'<h2 id="{escape(table.name)}">{escape(table.title)} ({total:,})</h2>']
     if not total:
         return out[0] + "<p>(none)</p>"
-    out.append("<table><thead><tr>")
-    out += [f"<th>{escape(column)}</th>" for column in table.columns]
+    cut = total > MAX_HTML_ROWS
+    if cut:
+        out.append(_cut_note(table, total, link, table is report.tables[0]))
+    columns, rows = for_people(table, fetch(report, table, MAX_HTML_ROWS))
+    # Its own box: a table wider than the window scrolls there, not the page.
+    out.append('<div class="scroll"><table><thead><tr>')
+    out += [f"<th>{_breakable(column)}</th>" for column in columns]
     out.append("</tr></thead><tbody>")
-    for row in fetch(report, table, MAX_HTML_ROWS):
-        cells = (_cell(column, value) for column, value in zip(table.columns, row, strict=True))
+    for row in rows:
+        cells = (_cell(column, value) for column, value in zip(columns, row, strict=True))
         out.append("<tr>" + "".join(cells) + "</tr>")
-    out.append("</tbody></table>")
-    if total > MAX_HTML_ROWS:
-        out.append(
-            f'<p class="more">First {MAX_HTML_ROWS:,} of {total:,} rows; '
-            "--format csv or json gives them all.</p>"
-        )
+    out.append("</tbody></table></div>")
+    if cut:
+        out.append(_cut_note(table, total, link, table is report.tables[0]))
     return "".join(out)
 
 
-def write_html(report: Report, out: IO[str]) -> None:
+def write_html(
+    report: Report,
+    out: IO[str],
+    rows: Mapping[str, int] | None = None,
+    links: Mapping[str, str] | None = None,
+) -> None:
+    """The page; `rows`: each table's row count (counted here if not given); `links`: the file
+    name of each cut table's CSV beside the page (none when the page goes to stdout)."""
+    rows = totals(report) if rows is None else rows
+    links = links or {}
     made = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     meta = [f"<span>{escape(k)}: <b>{escape(v)}</b></span>" for k, v in report.context.items()]
     meta.append(f"<span>generated {made} by collector {__version__}</span>")
@@ -104,7 +164,7 @@ def write_html(report: Report, out: IO[str]) -> None:
             parts.append(bar_chart(chart) + "</div>")
         parts.append("</div>")
     # Overviews first, the long per-(principal, service) lists last.
-    parts += [_table(report, table) for table in report.tables if not table.detail]
-    parts += [_table(report, table) for table in report.tables if table.detail]
+    ordered = [t for t in report.tables if not t.detail] + [t for t in report.tables if t.detail]
+    parts += [_table(report, t, rows[t.name], links.get(t.name)) for t in ordered]
     parts.append("</body></html>\n")
     out.write("\n".join(parts))

@@ -116,13 +116,14 @@ class Run:
     def flagged(self) -> bool:
         return self.status != "complete"
 
-    def describe(self) -> str:
+    def describe(self, account: str) -> str:
+        """`account`: how the report names the account (`name (id)`, or the id)."""
         why = {
             "partial": f"is partial ({self.errors} error records)",
             "interrupted": "was interrupted (some principals are missing)",
             "no run line": "has no run line (the sweep did not finish; principals may be missing)",
         }.get(self.status, f"has status {self.status!r}")
-        return f"account {self.account_id}: run {self.run_id} in {self.files} {why}"
+        return f"account {account}: run {self.run_id} in {self.files} {why}"
 
 
 def _is_glob(pattern: str) -> bool:

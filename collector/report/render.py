@@ -2,7 +2,8 @@
 
 # csv and json carry the main (first) table only, with machine values (shares as fractions,
 # timestamps ISO-8601 with Z, empty for null in CSV); table and markdown show every table and
-# the notes, for people.
+# the notes, for people. A table with `account_name` (last, for scripts) shows people its
+# account as `name (id)` in the account_id column instead.
 
 from __future__ import annotations
 
@@ -33,6 +34,23 @@ def count(report: Report, table: Table) -> int:
         return len(table.rows)
     found = report.con.execute(f"SELECT count(*) FROM ({table.query})").fetchone()
     return int(found[0]) if found else 0
+
+
+def for_people(
+    table: Table, rows: list[tuple[Any, ...]]
+) -> tuple[tuple[str, ...], list[tuple[Any, ...]]]:
+    """The columns and rows people see: account_name folded into account_id as `name (id)`."""
+    if "account_name" not in table.columns or "account_id" not in table.columns:
+        return table.columns, rows
+    where, name = table.columns.index("account_id"), table.columns.index("account_name")
+    shown = []
+    for row in rows:
+        values = list(row)
+        if values[name]:
+            values[where] = f"{values[name]} ({values[where]})"
+        del values[name]
+        shown.append(tuple(values))
+    return tuple(c for c in table.columns if c != "account_name"), shown
 
 
 def _copy(report: Report, table: Table, fmt: str, out: IO[str]) -> None:
@@ -116,8 +134,9 @@ def _csv_cell(value: Any) -> Any:
     return value
 
 
-def write_csv(report: Report, out: IO[str]) -> None:
-    table = report.tables[0]
+def write_csv(report: Report, out: IO[str], table: Table | None = None) -> None:
+    """The main table (or `table`) as CSV with a header."""
+    table = report.tables[0] if table is None else table
     if table.query is not None:
         _copy(report, table, "csv", out)
         return
@@ -143,13 +162,13 @@ def _md_cell(column: str, value: Any) -> str:
 
 def _md_table(report: Report, table: Table) -> list[str]:
     lines = [f"## {table.title}", ""]
-    rows = fetch(report, table)
+    columns, rows = for_people(table, fetch(report, table))
     if not rows:
         return [*lines, "(none)", ""]
-    lines.append("| " + " | ".join(table.columns) + " |")
-    lines.append("|" + "|".join("---" for _ in table.columns) + "|")
+    lines.append("| " + " | ".join(columns) + " |")
+    lines.append("|" + "|".join("---" for _ in columns) + "|")
     for row in rows:
-        cells = (_md_cell(c, v) for c, v in zip(table.columns, row, strict=True))
+        cells = (_md_cell(c, v) for c, v in zip(columns, row, strict=True))
         lines.append("| " + " | ".join(cells) + " |")
     return [*lines, ""]
 
@@ -174,24 +193,27 @@ def _short(column: str, value: Any) -> str:
 def write_table(report: Report, out: IO[str], *, terminal: bool) -> None:
     """rich tables; colour only on a terminal."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table as RichTable
 
     # A file or pipe has no width to fit: do not fold long ARNs into 80 columns there.
     width = None if terminal else 240
     console = Console(file=out, force_terminal=terminal, no_color=not terminal, width=width)
-    console.print(f"[bold]{report.title}[/bold]", highlight=False)
+    console.print(f"[bold]{escape(report.title)}[/bold]", highlight=False)
     for note in report.notes:
-        console.print(f"[yellow]warning:[/yellow] {note}", highlight=False)
+        console.print(f"[yellow]warning:[/yellow] {escape(note)}", highlight=False)
     for table in report.tables:
         # A terminal is for reading: a long per-service list stops at TERMINAL_ROWS, and says so.
         limit = TERMINAL_ROWS if terminal and table.detail else None
-        rows = fetch(report, table, limit)
-        rich_table = RichTable(title=table.title, title_justify="left", highlight=False)
-        for column in table.columns:
-            numeric = rows and isinstance(rows[0][table.columns.index(column)], int | float)
+        columns, rows = for_people(table, fetch(report, table, limit))
+        rich_table = RichTable(title=escape(table.title), title_justify="left", highlight=False)
+        for index, column in enumerate(columns):
+            numeric = rows and isinstance(rows[0][index], int | float)
             rich_table.add_column(column, justify="right" if numeric else "left", overflow="fold")
         for row in rows:
-            rich_table.add_row(*(_short(c, v) for c, v in zip(table.columns, row, strict=True)))
+            # Values are text, not rich markup: an account named `[red]x` shows as written.
+            cells = (escape(_short(c, v)) for c, v in zip(columns, row, strict=True))
+            rich_table.add_row(*cells)
         console.print(rich_table)
         if limit is not None and (total := count(report, table)) > limit:
             console.print(

@@ -13,12 +13,12 @@ proposed document without them."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
-from collector.report.inputs import Run, load
+from collector.report.accounts import AccountNames
 from collector.report.model import ReportInputError
 from collector.report.policydoc import (
     MAX_POLICY_CHARS,
@@ -60,8 +60,10 @@ class Proposal:
     # IAM's size limit.
     proposed_document: Document | list[Document] | None
     notes: list[str]
+    account_name: str | None = None  # from the org manifest (report.accounts)
 
-    def as_json(self) -> dict[str, Any]:
+    def as_json(self, named: bool) -> dict[str, Any]:
+        """The proposal for scripts; `account_name` last, when a manifest named accounts."""
         return {
             "account_id": self.account_id,
             "policy_arn": self.policy_arn,
@@ -75,7 +77,13 @@ class Proposal:
             "action": self.action,
             "removed_services": self.removed_services,
             "notes": self.notes,
+            **({"account_name": self.account_name} if named else {}),
         }
+
+    @property
+    def account(self) -> str:
+        """How people name the account: `name (id)`, or the id."""
+        return f"{self.account_name} ({self.account_id})" if self.account_name else self.account_id
 
     @property
     def label(self) -> str:
@@ -93,6 +101,7 @@ class Rightsize:
     days: int
     notes: list[str]
     proposals: list[Proposal]
+    named: bool = False  # a manifest named the accounts: the output has `account_name`
 
     @property
     def title(self) -> str:
@@ -318,16 +327,13 @@ def propose(
 
 def rightsize_report(
     con: duckdb.DuckDBPyConnection,
-    paths: list[str],
     as_of: date,
     days: int,
-    warnings: Callable[[list[Run], str], list[str]],
+    notes: list[str],
+    names: AccountNames,
 ) -> Rightsize:
-    """Load the exports; a proposal per policy of each account's newest run.
-
-    `warnings` tells of runs that are not complete (on stderr) and returns them as notes.
-    """
-    notes = warnings(load(con, paths, "inputs", extra=EXTRA_COLUMNS), "")
+    """A proposal per policy of each account's newest run, from the exports `load`ed as table
+    `inputs` with EXTRA_COLUMNS; `notes` tell of runs that are not complete."""
     con.execute(
         """CREATE TEMP TABLE subjects AS
            SELECT d.account_id, d.policy_arn, d.owner_arn, d.policy_name, d.document,
@@ -348,19 +354,18 @@ def rightsize_report(
         "SELECT * FROM subjects ORDER BY account_id, subject, policy_name"
     ).fetchall():
         key = (account, subject)
-        proposals.append(
-            propose(
-                account_id=account,
-                policy_arn=policy_arn,
-                owner_arn=owner_arn,
-                policy_name=name,
-                attached_to=list(json.loads(attached) or []),
-                document=json.loads(document),
-                rows=reports.get(key),
-                status=statuses.get(key),
-                as_of=as_of,
-                days=days,
-            )
+        proposal = propose(
+            account_id=account,
+            policy_arn=policy_arn,
+            owner_arn=owner_arn,
+            policy_name=name,
+            attached_to=list(json.loads(attached) or []),
+            document=json.loads(document),
+            rows=reports.get(key),
+            status=statuses.get(key),
+            as_of=as_of,
+            days=days,
         )
+        proposals.append(replace(proposal, account_name=names.names.get(account)))
     proposals.sort(key=lambda p: (-len(p.removed_services), p.account_id, p.label))
-    return Rightsize(as_of=as_of, days=days, notes=notes, proposals=proposals)
+    return Rightsize(as_of=as_of, days=days, notes=notes, proposals=proposals, named=names.named)

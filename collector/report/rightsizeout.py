@@ -37,18 +37,19 @@ def _compact(document: Any) -> str | None:
 
 def _table(report: Rightsize) -> Report:
     """The proposals as one flat table (csv, and the terminal)."""
+    columns = (*COLUMNS, "account_name") if report.named else COLUMNS
     rows = [
         (
             p.account_id, p.policy_arn, p.owner_arn, p.policy_name, p.action,
             len(p.removed_services), p.attached_to, p.unused_services, p.used_services,
             p.removed_services, p.notes, _compact(p.current_document),
-            _compact(p.proposed_document),
+            _compact(p.proposed_document), *((p.account_name,) if report.named else ()),
         )
         for p in report.proposals
     ]  # fmt: skip
     return Report(
         title=report.title,
-        tables=[Table("rightsize", "Policies", COLUMNS, rows)],
+        tables=[Table("rightsize", "Policies", columns, rows)],
         notes=report.notes,
         context=_context(report),
     )
@@ -83,7 +84,9 @@ def _context(report: Rightsize) -> dict[str, str]:
 
 def write_json(report: Rightsize, out: IO[str]) -> None:
     """A JSON array, one object per policy, most services removed first."""
-    json.dump([p.as_json() for p in report.proposals], out, indent=2, ensure_ascii=False)
+    json.dump(
+        [p.as_json(report.named) for p in report.proposals], out, indent=2, ensure_ascii=False
+    )
     out.write("\n")
 
 
@@ -129,7 +132,7 @@ def _who(proposal: Proposal) -> str:
 def _facts(proposal: Proposal) -> list[tuple[str, str]]:
     facts = [
         ("policy", proposal.label),
-        ("account", proposal.account_id),
+        ("account", proposal.account),
         ("principals affected", _who(proposal)),
         ("removed", ", ".join(proposal.removed_services) or "nothing"),
         ("still used (kept)", ", ".join(proposal.used_services) or "none"),

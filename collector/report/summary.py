@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import date
 from typing import TYPE_CHECKING
 
+from collector.report.accounts import AccountNames
 from collector.report.inputs import Run
 from collector.report.model import Report, Table
 from collector.report.unused import age_chart, highlights, judge, share_chart
@@ -17,7 +18,9 @@ if TYPE_CHECKING:
     import duckdb
 
 
-def summary_table(con: duckdb.DuckDBPyConnection, source: str, runs: str) -> Table:
+def summary_table(
+    con: duckdb.DuckDBPyConnection, source: str, runs: str, names: AccountNames
+) -> Table:
     rows = con.execute(
         f"""
         WITH judged_pp AS (
@@ -40,8 +43,10 @@ def summary_table(con: duckdb.DuckDBPyConnection, source: str, runs: str) -> Tab
                count(*) FILTER (WHERE failed) AS errors,
                count(*) FILTER (WHERE NOT done AND NOT failed) AS incomplete,
                any_value(r.status) AS run_status
+               {names.select("any_value(n.account_name) AS account_name")}
         FROM pp LEFT JOIN judged_pp j USING (account_id, run_id, principal_arn)
         JOIN {runs} r USING (account_id, run_id)
+        LEFT JOIN account_names n ON n.account_id = pp.account_id
         GROUP BY pp.account_id, pp.principal_type
         ORDER BY pp.account_id,
             list_position(['user', 'group', 'role', 'policy'], pp.principal_type)"""
@@ -57,12 +62,16 @@ def summary_table(con: duckdb.DuckDBPyConnection, source: str, runs: str) -> Tab
         "errors",
         "incomplete",
         "run_status",
+        *names.column(),  # last: scripts read the columns before it by place, too
     )
     return Table("summary", "Per account and principal type", columns, rows)
 
 
-def runs_table(runs: list[Run]) -> Table:
-    columns = ("account_id", "run_id", "started", "status", "errors", "in_report", "files")
+def runs_table(runs: list[Run], names: AccountNames) -> Table:
+    columns = (
+        "account_id", "run_id", "started", "status", "errors", "in_report", "files",
+        *names.column(),
+    )  # fmt: skip
     rows = [
         (
             run.account_id,
@@ -72,6 +81,7 @@ def runs_table(runs: list[Run]) -> Table:
             run.errors,
             "yes" if run.current else "no: a newer run of this account is given",
             run.files,
+            *names.value(run.account_id),
         )
         for run in runs
     ]
@@ -85,14 +95,16 @@ def summary_report(
     as_of: date,
     days: int,
     notes: list[str],
+    names: AccountNames,
 ) -> Report:
+    """Needs table `account_names` (accounts.install)."""
     judge(con, f"{name}_cur", as_of, days)
     return Report(
         title=f"Access Advisor summary as of {as_of.isoformat()} (unused: {days} days or never)",
-        tables=[summary_table(con, f"{name}_cur", f"{name}_runs"), runs_table(runs)],
+        tables=[summary_table(con, f"{name}_cur", f"{name}_runs", names), runs_table(runs, names)],
         notes=notes,
-        charts=[share_chart(con, days), age_chart(con)],
-        context={"as of": as_of.isoformat(), "days": str(days)},
+        charts=[share_chart(con, days, names), age_chart(con)],
+        context={"as of": as_of.isoformat(), "days": str(days), **names.context()},
         highlights=[
             *highlights(con),
             ("runs not complete", str(sum(1 for run in runs if run.current and run.flagged))),

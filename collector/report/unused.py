@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
+from collector.report.accounts import AccountNames
 from collector.report.model import Bars, Report, Table
 
 if TYPE_CHECKING:
@@ -55,7 +56,7 @@ def judge(con: duckdb.DuckDBPyConnection, source: str, as_of: date, days: int) -
 ISO = "'%Y-%m-%dT%H:%M:%SZ'"
 
 
-def unused_rows(source: str) -> Table:
+def unused_rows(source: str, names: AccountNames) -> Table:
     """One row per (principal, unused service), with per-principal counts and who used it."""
     query = f"""
         WITH counted AS (
@@ -77,9 +78,10 @@ def unused_rows(source: str) -> Table:
                c.unused_count AS principal_unused,
                round(c.unused_count / c.granted, 4) AS principal_unused_share,
                CASE WHEN c.principal_type IN ('group', 'policy')
-                    THEN coalesce(u.used_by, []) END AS used_by
+                    THEN coalesce(u.used_by, []) END AS used_by{names.select()}
         FROM counted c LEFT JOIN used_by u USING (account_id, run_id, principal_arn,
                                                   service_namespace)
+        LEFT JOIN account_names n ON n.account_id = c.account_id
         WHERE c.unused
         ORDER BY c.account_id, c.principal_type, c.principal_arn, c.service_namespace"""
     columns = (
@@ -94,16 +96,19 @@ def unused_rows(source: str) -> Table:
         "principal_unused",
         "principal_unused_share",
         "used_by",
+        *names.column(),  # last: scripts read the columns before it by place, too
     )
     return Table("unused", "Granted and not used", columns, [], detail=True, query=query)
 
 
-def per_principal(con: duckdb.DuckDBPyConnection) -> Table:
+def per_principal(con: duckdb.DuckDBPyConnection, names: AccountNames) -> Table:
     rows = con.execute(
-        """SELECT principal_arn, principal_type, account_id, count(*) AS granted,
+        f"""SELECT principal_arn, principal_type, account_id, count(*) AS granted,
                   sum(unused::INT) AS unused, round(sum(unused::INT) / count(*), 4) AS unused_share,
                   max(last_authenticated) AS last_used
-           FROM judged GROUP BY ALL HAVING sum(unused::INT) > 0
+                  {names.select("any_value(n.account_name)")}
+           FROM judged LEFT JOIN account_names n USING (account_id)
+           GROUP BY principal_arn, principal_type, account_id HAVING sum(unused::INT) > 0
            ORDER BY unused DESC, unused_share DESC, principal_arn"""
     ).fetchall()
     columns = (
@@ -114,18 +119,19 @@ def per_principal(con: duckdb.DuckDBPyConnection) -> Table:
         "unused",
         "unused_share",
         "last_used",
+        *names.column(),
     )
     return Table("principals", "Principals with unused services", columns, rows)
 
 
-def share_chart(con: duckdb.DuckDBPyConnection, days: int) -> Bars:
-    """Unused share of granted services, per account and principal type."""
+def share_chart(con: duckdb.DuckDBPyConnection, days: int, names: AccountNames) -> Bars:
+    """Unused share of granted services, per account (its name, when known) and principal type."""
     rows = con.execute(
         """SELECT account_id, principal_type, sum(unused::INT), count(*) FROM judged
            GROUP BY account_id, principal_type ORDER BY account_id,
                list_position(['user', 'group', 'role', 'policy'], principal_type)"""
     ).fetchall()
-    labels = [f"{account} {kind}" for account, kind, _, _ in rows]
+    labels = [f"{names.short(account)} {kind}" for account, kind, _, _ in rows]
     unused = [u / g if g else 0.0 for _, _, u, g in rows]
     return Bars(
         f"Unused share of granted services (not used in {days} days or never)",
@@ -189,15 +195,21 @@ def highlights(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str]]:
 
 
 def unused_report(
-    con: duckdb.DuckDBPyConnection, source: str, as_of: date, days: int, notes: list[str]
+    con: duckdb.DuckDBPyConnection,
+    source: str,
+    as_of: date,
+    days: int,
+    notes: list[str],
+    names: AccountNames,
 ) -> Report:
+    """Needs table `account_names` (accounts.install)."""
     judge(con, source, as_of, days)
     return Report(
         title=f"Unused access: not used in {days} days as of {as_of.isoformat()}, or never",
-        tables=[unused_rows(source), per_principal(con)],
+        tables=[unused_rows(source, names), per_principal(con, names)],
         notes=notes,
-        charts=[share_chart(con, days), age_chart(con)],
-        context={"as of": as_of.isoformat(), "days": str(days)},
+        charts=[share_chart(con, days, names), age_chart(con)],
+        context={"as of": as_of.isoformat(), "days": str(days), **names.context()},
         highlights=highlights(con),
         con=con,
     )

@@ -43,6 +43,14 @@ def sweep(endpoint: str, output: Path, *extra: str) -> subprocess.CompletedProce
     )  # fmt: skip
 
 
+def org_sweep(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """`collector sweep --org ...` (tests.support.org's org_args) in CWD, with dummy keys only:
+    fit for a module-scoped fixture, which runs outside each test's cleaned environment."""
+    return subprocess.run(
+        [COLLECTOR, *args], capture_output=True, text=True, timeout=300, env=clean_env(), cwd=cwd
+    )
+
+
 def report(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [COLLECTOR, "report", *args], capture_output=True, text=True, timeout=120,

@@ -12,15 +12,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NoReturn
-
-import anyio
-import structlog
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from collector import __version__
-from collector.check import check, render
 from collector.config.loading import check_mode, env_name, load_settings, options
-from collector.config.settings import Rates, Settings
 from collector.errors import (
     EXIT_OK,
     EXIT_PARTIAL,
@@ -29,19 +24,18 @@ from collector.errors import (
     ConfigError,
     first_collector_error,
 )
-from collector.logs import configure_logging
-from collector.models import CallStats, Counters, OrgProgress
 from collector.org.merge import add_manifest_parser, run_manifest
-from collector.org.shard import Shard, resolve_run_id, resolve_shard
-from collector.org.sweep import OrgResult, OrgSweep, check_org_settings
-from collector.progress import org_snapshot, show_progress, sweep_snapshot
 from collector.report import add_report_parser, run_report
-from collector.sweep.account import sweep_account
-from collector.sweep.descriptors import raise_open_files_limit
-from collector.sweep.pipeline import SweepResult
-from collector.sweep.shutdown import Shutdown
 
-log = structlog.get_logger()
+# The sweep's modules (aiobotocore, aiohttp, structlog: most of a second of CPU) are imported
+# by the commands that sweep: --help, usage errors, reports and local merges start without them.
+if TYPE_CHECKING:
+    import anyio
+
+    from collector.config.settings import Settings
+    from collector.org.shard import Shard
+    from collector.sweep.pipeline import SweepResult
+    from collector.sweep.shutdown import Shutdown
 
 
 class _Parser(argparse.ArgumentParser):
@@ -151,6 +145,10 @@ def one_line(text: str) -> str:
 
 async def _watch_signals(shutdown: Shutdown, received: list[int], abort: anyio.CancelScope) -> None:
     """First SIGINT/SIGTERM: stop gracefully. A second one: stop now, skipping the grace."""
+    import anyio
+    import structlog
+
+    log = structlog.get_logger()
     with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async for signum in signals:
             received.append(signum)
@@ -164,6 +162,15 @@ async def _sweep(
     settings: Settings, credentials: Mapping[str, str] | None = None
 ) -> tuple[int, SweepResult | None]:
     """Run one sweep with signal handling and progress; return the exit code and result."""
+    import anyio
+    import structlog
+
+    from collector.models import CallStats, Counters
+    from collector.progress import show_progress, sweep_snapshot
+    from collector.sweep.account import sweep_account
+    from collector.sweep.shutdown import Shutdown
+
+    log = structlog.get_logger()
     shutdown = Shutdown(settings.shutdown_grace)
     received: list[int] = []
     counters, stats = Counters(), CallStats()
@@ -205,6 +212,13 @@ async def _sweep(
 
 async def _sweep_org(settings: Settings, shard: Shard | None, run_id: str) -> tuple[int, Any]:
     """An organisation's sweep with signal handling and one progress line for every account."""
+    import anyio
+
+    from collector.models import OrgProgress
+    from collector.org.sweep import OrgResult, OrgSweep
+    from collector.progress import org_snapshot, show_progress
+    from collector.sweep.shutdown import Shutdown
+
     shutdown = Shutdown(settings.shutdown_grace)
     received: list[int] = []
     org_progress = OrgProgress()
@@ -232,6 +246,11 @@ DEFAULT_SAMPLE = 3
 
 def _check(settings: Settings, sample: int | None, output_format: str) -> int:
     """`collector check`: bad input is one line and exit 2 before any call; then the rows."""
+    import anyio
+
+    from collector.check import check, render
+    from collector.org.sweep import check_org_settings
+
     try:
         check_mode(settings)
         if settings.org.enabled:
@@ -254,6 +273,12 @@ def _check(settings: Settings, sample: int | None, output_format: str) -> int:
 
 def _run(settings: Settings, credentials: Mapping[str, str] | None = None) -> tuple[int, Any]:
     """anyio.run with every CollectorError turned into one line on stderr and an exit code."""
+    import anyio
+
+    from collector.org.shard import resolve_run_id, resolve_shard
+    from collector.org.sweep import check_org_settings
+    from collector.sweep.descriptors import raise_open_files_limit
+
     # Containers often start with 1,024 descriptors and far more allowed: take them (an org
     # run also sizes its accounts in flight from the result).
     raise_open_files_limit()
@@ -278,6 +303,9 @@ def _demo(args: argparse.Namespace) -> int:
         from collector.emulator import EmulatorOptions, Faults, running_emulator
     except ImportError:
         return _emulator_missing()
+    from collector.config.settings import Rates, Settings
+    from collector.logs import configure_logging
+
     configure_logging("warning")
     output_dir = Path(args.output_dir)
     options = EmulatorOptions(
@@ -343,6 +371,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as error:
         print(f"collector: error: {one_line(str(error))}", file=sys.stderr)
         return EXIT_USAGE
+    from collector.logs import configure_logging
+
     configure_logging(settings.log_level)
     if args.command == "check":
         return _check(settings, args.sample, args.format)

@@ -9,7 +9,6 @@ from typing import Any
 
 from collector.errors import EXIT_OK, CollectorError, ManifestError
 from collector.org.manifest import merge
-from collector.org.manifeststore import merge_via_s3
 
 
 def _positive(text: str) -> int:
@@ -51,6 +50,9 @@ def run_manifest(args: argparse.Namespace) -> int:
     """Run a `manifest` subcommand; errors become one line on stderr and an exit code."""
     try:
         if any(str(p).startswith("s3://") for p in [*args.shard_manifests, args.output]):
+            # Local merges (most of them) start without aiobotocore's import.
+            from collector.org.manifeststore import merge_via_s3
+
             merged = merge_via_s3(args)
         else:
             merged = merge(

@@ -15,6 +15,7 @@ from collector import __version__
 from collector.aws.fastpath import use_fast_report_calls
 from collector.aws.http import BoundedHttpSession
 from collector.aws.iam import NO_CREDENTIALS
+from collector.aws.shared import SharedIam
 from collector.aws.tuning import tune_iam_client
 from collector.config.settings import Settings
 from collector.errors import CredentialsError
@@ -33,6 +34,16 @@ class Clients:
 
     iam: IAMClient
     sts: STSClient
+
+
+@dataclass(frozen=True)
+class AccountIam:
+    """An IAM client acting in a known account, opened and closed by its owner (an
+    organisation sweep's copy of its shared client): the account sweep neither closes it nor
+    asks STS who it is."""
+
+    iam: IAMClient
+    account_id: str
 
 
 def client_config(**extra: Any) -> AioConfig:
@@ -109,3 +120,21 @@ async def open_clients(
         sts = await stack.enter_async_context(session.create_client("sts", **options))
         await use_fast_report_calls(tune_iam_client(iam))
         yield Clients(iam=iam, sts=sts)
+
+
+@asynccontextmanager
+async def shared_iam(settings: Settings, session: AioSession) -> AsyncIterator[SharedIam]:
+    """The IAM client every account of an organisation sweep copies (see SharedIam), tuned
+    once; closed, with the connection pool all copies use, when the sweep is over."""
+    config = client_config(parameter_validation=False)
+    async with session.create_client(
+        "iam", region_name=settings.region, endpoint_url=settings.endpoint_url, config=config
+    ) as iam:
+        yield SharedIam(tune_iam_client(iam))
+
+
+async def account_iam(shared: SharedIam, credentials: Any, account_id: str) -> AccountIam:
+    """A copy of the shared IAM client that signs with one account's credentials."""
+    iam = shared.client(credentials)
+    await use_fast_report_calls(iam)
+    return AccountIam(iam=iam, account_id=account_id)

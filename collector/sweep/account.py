@@ -12,7 +12,7 @@ import anyio.to_thread
 import structlog
 from aiobotocore.session import AioSession
 
-from collector.aws.clients import open_clients, s3_client
+from collector.aws.clients import AccountIam, open_clients, s3_client
 from collector.aws.iam import Caller, caller_account
 from collector.config.settings import Settings
 from collector.models import CallStats, Counters, RunContext, iso
@@ -106,6 +106,23 @@ async def _s3_output(
             yield writer, state
 
 
+@asynccontextmanager
+async def _iam_in_account(
+    settings: Settings,
+    given: AccountIam | None,
+    session: AioSession | None,
+    credentials: Mapping[str, str] | None,
+    stats: CallStats,
+) -> AsyncIterator[tuple[Any, str]]:
+    """The IAM client and its account id: the client given (left open: its owner closes it),
+    or clients opened here for the session or keys, and the account asked of STS."""
+    if given is not None:
+        yield given.iam, given.account_id
+        return
+    async with open_clients(settings, session=session, credentials=credentials) as clients:
+        yield clients.iam, await caller_account(clients.sts, Caller(settings.retry, stats))
+
+
 async def sweep_account(
     settings: Settings,
     *,
@@ -118,12 +135,14 @@ async def sweep_account(
     output_owner: str | None = None,
     credentials: Mapping[str, str] | None = None,
     latencies: JobLatencies | None = None,
+    account: AccountIam | None = None,
 ) -> SweepResult:
     """Sweep the account the credentials belong to into the configured output.
 
-    An organisation sweep writes S3 output with `output_session`, the caller's own, not the
-    role's, to a bucket expected to belong to `output_owner` (the caller's account), and
-    learns job latency across its accounts (`latencies`).
+    An organisation sweep hands each account its copy of one shared IAM client (`account`),
+    writes S3 output with `output_session`, the caller's own, not the role's, to a bucket
+    expected to belong to `output_owner` (the caller's account), and learns job latency
+    across its accounts (`latencies`).
     """
     stats = stats or CallStats()
     template = OutputTemplate.parse(settings.output)
@@ -136,9 +155,11 @@ async def sweep_account(
             _locked_writer, template, "", run_id, settings.resume
         )
     try:
-        async with open_clients(settings, session=session, credentials=credentials) as clients:
-            account_id = await caller_account(clients.sts, Caller(settings.retry, stats))
-            args = (settings, clients.iam, account_id, run_id, shutdown, counters, stats, latencies)
+        async with _iam_in_account(settings, account, session, credentials, stats) as (
+            iam,
+            account_id,
+        ):
+            args = (settings, iam, account_id, run_id, shutdown, counters, stats, latencies)
             if template.is_s3:
                 owner = settings.s3_bucket_owner or output_owner or account_id
                 async with _s3_output(

@@ -36,7 +36,7 @@ from collector.output.sink import Sink
 from collector.sweep import discover, fetch, jobs
 from collector.sweep.env import StageEnv
 from collector.sweep.intake import PrincipalQueue
-from collector.sweep.pools import start_pool
+from collector.sweep.pools import start_growing_pool, start_pool
 
 log = structlog.get_logger()
 
@@ -113,6 +113,11 @@ class AccountSweep:
         self._stages = anyio.CancelScope()  # every stage: its deadline is set on stop
         self.stopped = False
         self._jobs = anyio.create_memory_object_stream[PendingJob](0)
+        # Each stage's items reach its workers through these: workers start as the items need
+        # them, so an account with a few principals (most of an organisation's) starts a few.
+        self._polls = anyio.create_memory_object_stream[PendingJob](0)
+        self._reads = anyio.create_memory_object_stream[CompletedJob](0)
+        self._namespaces = anyio.create_memory_object_stream[EntityWork](0)
         self._completed = anyio.create_memory_object_stream[CompletedJob](settings.fetch_workers)
         # Reports waiting for entity pages are small (no pages held), so this queue can be long:
         # a run of group and policy reports then never stalls polling and generation behind it.
@@ -139,30 +144,33 @@ class AccountSweep:
             with self._stages:
                 async with anyio.create_task_group() as stages:
                     stages.start_soon(self._run_intake, records_send.clone(), name="intake")
-                    start_pool(
+                    start_growing_pool(
                         stages,
                         "poll",
                         workers.max_jobs_in_flight,
                         partial(jobs.poll, env, self._schedule),
                         self._jobs[1],
+                        self._polls,
                         self._completed[0],
                         records_send.clone(),
                     )
-                    start_pool(
+                    start_growing_pool(
                         stages,
                         "services",
                         workers.fetch_workers,
                         partial(fetch.services, env),
                         self._completed[1],
+                        self._reads,
                         self._work[0],
                         records_send.clone(),
                     )
-                    start_pool(
+                    start_growing_pool(
                         stages,
                         "entities",
                         workers.fetch_workers,
                         partial(fetch.entities, env),
                         self._work[1],
+                        self._namespaces,
                         records_send,
                     )
         counts = self.sink.counts

@@ -5,7 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import partial
@@ -16,14 +16,20 @@ import anyio
 import anyio.to_thread
 import structlog
 from aiobotocore.session import AioSession
-from anyio.streams.memory import MemoryObjectReceiveStream
 
-from collector.aws.clients import caller_session, client_config, s3_client
+from collector.aws.clients import account_iam, caller_session, client_config, s3_client, shared_iam
+from collector.aws.shared import SharedIam
 from collector.config.settings import Settings
 from collector.errors import AssumeRoleError, CollectorError, ConfigError
-from collector.models import CallStats, Counters, OrgProgress
+from collector.models import OrgProgress
 from collector.org.accessrun import finished_report, output_location, write_org_access
-from collector.org.credentials import AssumeRoleSettings, account_session, caller_account
+from collector.org.credentials import (
+    AssumeRoleSettings,
+    account_credentials,
+    caller_account,
+    sts_client,
+)
+from collector.org.inflight import AccountsInFlight, InFlightPolicy, memory_budget
 from collector.org.listing import Account, AccountListing, AccountSelection, list_accounts
 from collector.org.listing import read_account_file as read_ids
 from collector.org.manifest import (
@@ -38,7 +44,6 @@ from collector.org.shard import Shard
 from collector.output.s3 import S3Target, s3_call, split
 from collector.sweep.account import sweep_account
 from collector.sweep.jobs import JobLatencies
-from collector.sweep.pools import start_pool
 from collector.sweep.shutdown import Shutdown
 from collector.template import OutputTemplate
 
@@ -109,6 +114,17 @@ def selection(settings: Settings) -> AccountSelection:
         include=frozenset(org.include_accounts),
         exclude=frozenset(org.exclude_accounts),
     )
+
+
+@dataclass(frozen=True)
+class _Shared:
+    """What every account of the run uses: the caller's session and account, one STS client
+    for every AssumeRole, and the IAM client each account gets a copy of."""
+
+    base: AioSession
+    caller: str
+    sts: Any
+    iam: SharedIam
 
 
 def manifest_path(settings: Settings, run_id: str, shard: Shard | None, now: datetime) -> str:
@@ -190,8 +206,9 @@ def _finished_output(
 
 
 class OrgSweep:
-    """Account sweeps side by side, at most `max_accounts_in_flight` at once, each with its own
-    credentials, token buckets and jobs-in-flight bound; failures stay per account."""
+    """Account sweeps side by side, as many at once as CPU and memory allow (at most
+    `max_accounts_in_flight`), each with its own credentials, token buckets and jobs-in-flight
+    bound; failures stay per account."""
 
     def __init__(
         self,
@@ -235,16 +252,15 @@ class OrgSweep:
             not_swept=len(self._entries),
             shard=str(self.shard) if self.shard else None,
         )
-        send, receive = anyio.create_memory_object_stream[Account](0)
-        async with anyio.create_task_group() as group:
-            workers = min(self.settings.max_accounts_in_flight, max(len(todo), 1))
-            start_pool(group, "account", workers, self._worker(base, caller), receive)
+        async with (
+            sts_client(base, self._assume) as sts,
+            shared_iam(self.settings, base) as iam,
+            anyio.create_task_group() as group,
+        ):
             if self.settings.org_access_report and (self.shard is None or self.shard.index == 0):
                 # Once per run (shard 0), beside the account sweeps, for the whole listing.
                 group.start_soon(self._access_report, base, caller, whole, path)
-            async with send:
-                for account in todo:
-                    await send.send(account)
+            await self._sweep_accounts(todo, _Shared(base, caller, sts, iam))
         manifest = Manifest(
             run_id=self.run_id,
             organization_id=listing.organization_id,
@@ -295,23 +311,38 @@ class OrgSweep:
         ) as client:
             return await list_accounts(chosen, client)
 
-    def _worker(
-        self, base: AioSession, caller: str
-    ) -> Callable[[MemoryObjectReceiveStream[Account]], Any]:
-        async def work(receive: MemoryObjectReceiveStream[Account]) -> None:
-            async with receive:
-                async for account in receive:
+    async def _sweep_accounts(self, todo: Sequence[Account], shared: _Shared) -> None:
+        """A task per account, each started once the in-flight limit has room for it."""
+        settings = self.settings
+        in_flight = AccountsInFlight(
+            InFlightPolicy(
+                upper=settings.max_accounts_in_flight,
+                memory_budget=memory_budget(settings.memory_budget_mb),
+            )
+        )
+        async with anyio.create_task_group() as watching:
+            watching.start_soon(in_flight.watch, name="accounts-in-flight")
+            async with anyio.create_task_group() as accounts:
+                in_flight.queued = len(todo)
+                for account in todo:
+                    await in_flight.acquire(account)
+                    in_flight.queued -= 1
                     self.progress.in_flight += 1
-                    try:
-                        entry = await self._account(base, caller, account)
-                    finally:
-                        self.progress.in_flight -= 1
-                    self.progress.done += 1
-                    self._entries.append(entry)
+                    accounts.start_soon(
+                        self._one, shared, account, in_flight, name=f"account-{account.id}"
+                    )
+            watching.cancel_scope.cancel()
 
-        return work
+    async def _one(self, shared: _Shared, account: Account, in_flight: AccountsInFlight) -> None:
+        try:
+            entry = await self._account(shared, account)
+        finally:
+            in_flight.release(account)
+            self.progress.in_flight -= 1
+        self.progress.done += 1
+        self._entries.append(entry)
 
-    async def _account(self, base: AioSession, caller: str, account: Account) -> AccountEntry:
+    async def _account(self, shared: _Shared, account: Account) -> AccountEntry:
         """One account's sweep, whatever happens to it, as its manifest entry."""
         entry = AccountEntry(
             account_id=account.id,
@@ -331,15 +362,19 @@ class OrgSweep:
                 return replace(entry, outcome=done["status"], output=done["output"],
                                 records=done.get("records") or {})  # fmt: skip
         try:
-            session = await account_session(
-                base, account.id, caller_account=caller, settings=self._assume, run_id=self.run_id
+            credentials = await account_credentials(
+                shared.base,
+                account.id,
+                caller_account=shared.caller,
+                settings=self._assume,
+                run_id=self.run_id,
+                sts=shared.sts,
             )
         except AssumeRoleError as error:
             log.warning("collector.org.assume_role_denied", account_id=account.id, code=error.code)
             return replace(entry, outcome="assume_role_denied",
                             error=AccountError(error.code, error.message))  # fmt: skip
-        counters, stats = Counters(), CallStats()
-        self.progress.sweeps.append((counters, stats))
+        counters, stats = self.progress.sweep_started(account.id)
         try:
             result = await sweep_account(
                 self.settings,
@@ -347,15 +382,17 @@ class OrgSweep:
                 shutdown=self.shutdown,
                 counters=counters,
                 stats=stats,
-                session=session,
-                output_session=base,
-                output_owner=caller,
+                output_session=shared.base,
+                output_owner=shared.caller,
                 latencies=self._latencies,
+                account=await account_iam(shared.iam, credentials, account.id),
             )
         except CollectorError as error:
             code = getattr(error, "code", type(error).__name__)
             log.warning("collector.org.account_failed", account_id=account.id, error=str(error))
             return replace(entry, outcome="failed", error=AccountError(code, str(error)))
+        finally:
+            self.progress.sweep_ended(account.id)
         return replace(
             entry,
             outcome=result.status,

@@ -68,8 +68,9 @@ class AccountsInFlight:
     event loop woke up. While that lag stays low, accounts are waiting and the limit is
     reached, the limit grows by a quarter (at least one) up to `upper`, unless resident memory
     plus ACCOUNT_BYTES per added account would pass the budget. When the lag is high, the
-    limit shrinks by a quarter (to at least one, so the sweep always moves): accounts already
-    running finish, and no new one starts until fewer are in flight than the limit.
+    limit goes a tenth below the accounts in flight (at least one, so the sweep always moves):
+    no new account starts until that many have finished, and it keeps falling while the lag
+    stays high.
     """
 
     def __init__(
@@ -117,7 +118,10 @@ class AccountsInFlight:
         self.lag = weight * lag + (1 - weight) * self.lag
         limit, policy = self.limit, self.policy
         if self.lag > policy.lag_high:
-            wanted = max(1, limit - max(1, limit // 4))
+            # Below what runs now, not below the limit: the accounts in flight keep the loop
+            # busy for a while whatever the limit says, so a limit cut again on each late
+            # sample would fall far under them and leave the process idle once they end.
+            wanted = max(1, min(limit, self.in_flight - max(1, self.in_flight // 10)))
         elif (
             self.lag < policy.lag_low
             and self.queued > 0

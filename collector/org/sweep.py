@@ -386,6 +386,7 @@ class OrgSweep:
                 output_owner=shared.caller,
                 latencies=self._latencies,
                 account=await account_iam(shared.iam, credentials, account.id),
+                early_polls=False,  # the accounts in flight share the CPU: poll when due
             )
         except CollectorError as error:
             code = getattr(error, "code", type(error).__name__)

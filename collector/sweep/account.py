@@ -136,13 +136,15 @@ async def sweep_account(
     credentials: Mapping[str, str] | None = None,
     latencies: JobLatencies | None = None,
     account: AccountIam | None = None,
+    early_polls: bool = True,
 ) -> SweepResult:
     """Sweep the account the credentials belong to into the configured output.
 
     An organisation sweep hands each account its copy of one shared IAM client (`account`),
     writes S3 output with `output_session`, the caller's own, not the role's, to a bucket
-    expected to belong to `output_owner` (the caller's account), and learns job latency
-    across its accounts (`latencies`).
+    expected to belong to `output_owner` (the caller's account), learns job latency across
+    its accounts (`latencies`) and polls no job before it is due (`early_polls`: see
+    AccountSweep).
     """
     stats = stats or CallStats()
     template = OutputTemplate.parse(settings.output)
@@ -159,7 +161,8 @@ async def sweep_account(
             iam,
             account_id,
         ):
-            args = (settings, iam, account_id, run_id, shutdown, counters, stats, latencies)
+            args = (settings, iam, account_id, run_id, shutdown, counters, stats, latencies,
+                    early_polls)  # fmt: skip
             if template.is_s3:
                 owner = settings.s3_bucket_owner or output_owner or account_id
                 async with _s3_output(
@@ -189,6 +192,7 @@ async def _run(
     counters: Counters | None,
     stats: CallStats,
     latencies: JobLatencies | None,
+    early_polls: bool,
     writer: Writer,
     state: ResumeState,
 ) -> SweepResult:
@@ -204,6 +208,7 @@ async def _run(
         counters=counters,
         stats=stats,
         latencies=latencies,
+        early_polls=early_polls,
     )
     log.info(
         "collector.sweep.started",

@@ -74,6 +74,7 @@ class AccountSweep:
 
     The constructor builds every stream and limiter; `run()` starts the stages as named worker
     pools; `stop(grace)` ends intake at once and gives jobs in flight `grace` seconds.
+    `early_polls=False` (an organisation's accounts): no job is polled before it is due.
     """
 
     def __init__(
@@ -88,6 +89,7 @@ class AccountSweep:
         counters: Counters | None = None,
         stats: CallStats | None = None,
         latencies: jobs.JobLatencies | None = None,
+        early_polls: bool = True,
     ) -> None:
         self.settings = settings
         self.sink = sink
@@ -106,9 +108,13 @@ class AccountSweep:
         )
         self._skip = skip
         get_bucket = self.api.bucket(GET)
-        self._schedule = jobs.PollSchedule(
-            settings.poll, latencies, None if get_bucket is None else IdleTokens(get_bucket)
-        )
+        # Early polls on idle Get slots shorten one account's tail at the cost of polls that
+        # find the job still running (1.7 Gets per job for an account of eight principals). In
+        # an organisation sweep the accounts in flight overlap each other's waits, and those
+        # polls are CPU the process (and IAM calls the account) spend for nothing: polls wait
+        # until due there (12% fewer calls and CPU per account, measured; bench/results.md).
+        idle = IdleTokens(get_bucket) if early_polls and get_bucket is not None else None
+        self._schedule = jobs.PollSchedule(settings.poll, latencies, idle)
         self._intake = anyio.CancelScope()  # discovery and generation: cancelled on stop
         self._stages = anyio.CancelScope()  # every stage: its deadline is set on stop
         self.stopped = False

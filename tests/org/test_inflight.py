@@ -47,21 +47,27 @@ async def test_the_limit_grows_by_a_quarter_while_the_loop_keeps_time_never_past
     assert limiter.in_flight <= 20
 
 
-async def test_lag_shrinks_the_limit_down_to_one_and_then_it_grows_again() -> None:
-    """A lagging loop takes a quarter off per sample, never below one (the sweep always moves);
-    once the loop keeps time again the limit grows back."""
-    policy = InFlightPolicy(upper=64, memory_budget=1 << 40, start=16, smoothing=1.0)
+async def test_lag_keeps_the_limit_a_tenth_under_the_accounts_in_flight_down_to_one() -> None:
+    """A lagging loop stops new accounts: the limit goes a tenth under those in flight, and
+    late samples while they run do not push it further down (that would idle the process once
+    they end); it follows them down as they finish, never below one, and grows again once the
+    loop keeps time."""
+    policy = InFlightPolicy(upper=64, memory_budget=1 << 40, start=20, smoothing=1.0)
     limiter = AccountsInFlight(policy, rss=lambda: 0)
     limiter.queued = 100
     taken: list[object] = []
     await saturated(limiter, taken)
-    shrinking = []
-    for _ in range(12):
-        limiter.observe(HIGH)
-        shrinking.append(limiter.limit)
-    assert shrinking == [12, 9, 7, 6, 5, 4, 3, 2, 1, 1, 1, 1]
-    for account in taken[:-1]:
+    limiter.observe(HIGH)
+    limiter.observe(HIGH)
+    assert (limiter.in_flight, limiter.limit) == (20, 18)
+    for account in taken[:10]:
         limiter.release(account)
+    limiter.observe(HIGH)
+    assert (limiter.in_flight, limiter.limit) == (10, 9)
+    for account in taken[10:-1]:
+        limiter.release(account)
+    limiter.observe(HIGH)
+    assert (limiter.in_flight, limiter.limit) == (1, 1)
     limiter.observe(LOW)
     assert limiter.limit == 2
 

@@ -14,6 +14,7 @@ from aiobotocore.session import AioSession
 
 from collector.config.settings import OrgSettings
 from collector.emulator import Faults
+from collector.emulator.faults import Uniform
 from collector.emulator.organization import OrgOptions
 from collector.emulator.orgserver import Organization, running_organization
 from collector.models import CallStats, Counters, OrgProgress
@@ -92,3 +93,22 @@ async def test_accounts_in_flight_never_exceed_the_bound(org: Organization, tmp_
     assert len(progress.in_flight_at_start) == 6
     assert max(progress.in_flight_at_start) <= 2
     assert_complete_and_exact(org, result, tmp_path)
+
+
+async def test_an_orgs_accounts_poll_each_job_when_it_is_due(tmp_path: Path) -> None:
+    """Accounts of an organisation poll no job early on an idle Get slot (which, for small
+    accounts, is every slot): once the latency is learned, one Get per job. Jobs take 0.2-0.9 s;
+    polled from the median on idle slots every 0.5 s, half of them would need two Gets."""
+    options = OrgOptions(
+        accounts=4, principals=12, seed=6, faults=Faults(latency=Uniform(0.2, 0.9))
+    )
+    with running_organization(options) as organization:
+        await sweep_org(organization, tmp_path, max_accounts_in_flight=1)
+        runs = sorted(
+            (read_lines(path)[-1] for path in tmp_path.glob("*.jsonl")),
+            key=lambda run: str(run["started"]),
+        )
+    calls = [run["api_calls"] for run in runs[2:]]  # the latency was learned before these
+    gets = sum(call["GetServiceLastAccessedDetails"] for call in calls)
+    jobs = sum(call["GenerateServiceLastAccessedDetails"] for call in calls)
+    assert gets / jobs <= 1.2

@@ -12,7 +12,7 @@ FROM ${BASE_IMAGE} AS build
 RUN apt-get update \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends python3 python3-venv \
     && rm -rf /var/lib/apt/lists/*
-COPY pyproject.toml README.md /src/
+COPY pyproject.toml README.md LICENSE /src/
 COPY collector /src/collector
 # The build machine's pip settings (index, certificate) arrive as build secrets: they never
 # reach a layer or this file. Without them pip uses PyPI with the system CA store.
@@ -57,8 +57,8 @@ STOPSIGNAL SIGTERM
 ARG VERSION=0.1.0
 ARG SOURCE_URL=unknown
 ARG REVISION=unknown
-# No licence has been chosen yet, so there is no org.opencontainers.image.licenses label.
 LABEL org.opencontainers.image.title="collector" \
+      org.opencontainers.image.licenses="Apache-2.0" \
       org.opencontainers.image.description="Bulk collector of AWS IAM Access Advisor data into JSONL" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.source="${SOURCE_URL}" \

@@ -2,7 +2,10 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+# Two installs into one .venv: the demo's (runtime, emulator, reports; no test or lint tools) and the
+# developer's (every extra). Each is redone when pyproject.toml changes.
+DEMO_STAMP := $(VENV)/.installed-demo
+STAMP := $(VENV)/.installed-dev
 
 # The emulator test drives the real AWS CLI: the system one, else one installed here
 # (its own virtualenv, because awscli pins a botocore that aiobotocore may not accept).
@@ -15,12 +18,18 @@ endif
 
 install: $(STAMP)
 
-# Re-install when the dependency list changes.
-$(STAMP): pyproject.toml
+$(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+
+$(DEMO_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[emulator,report]'
+	touch $(DEMO_STAMP)
+
+# The dev extras include the emulator's and the report's: the demo's install is then up to date too.
+$(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[dev]'
-	touch $(STAMP)
+	touch $(STAMP) $(DEMO_STAMP)
 
 $(VENV)/awscli/bin/aws:
 	$(PYTHON) -m venv $(VENV)/awscli
@@ -28,15 +37,21 @@ $(VENV)/awscli/bin/aws:
 
 test: $(STAMP) $(AWS_CLI)
 	# Two workers: most tests wait on emulated job latency and rate limits, not on a core.
-	AWS_CLI=$(AWS_CLI) $(BIN)/pytest -q -n 2
+	# The 15 slowest are listed at the end; `-m "not e2e"` leaves out the CLI subprocess tests.
+	AWS_CLI=$(AWS_CLI) $(BIN)/pytest -q -n 2 --durations=15
 
 lint: $(STAMP)
-	$(BIN)/ruff check collector tests $(wildcard bench)
-	$(BIN)/ruff format --check collector tests $(wildcard bench)
+	$(BIN)/ruff check collector tests tools $(wildcard bench)
+	$(BIN)/ruff format --check collector tests tools $(wildcard bench)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+	# Every IAM policy file under deploy/ and docs/ (trust policies as trust policies).
+	$(BIN)/python tools/policylint.py deploy docs
+	$(BIN)/cfn-lint deploy/cloudformation/*.yaml
+	# The docs site: a broken link, anchor or repository file fails the build.
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir $(VENV)/site
 
-demo: $(STAMP)
+demo: $(DEMO_STAMP)
 	$(BIN)/collector demo
 
 bench: $(STAMP)

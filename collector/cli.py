@@ -19,15 +19,16 @@ import anyio
 import structlog
 
 from collector import __version__
-from collector.config.loading import env_name, load_settings, options
+from collector.check import check, render
+from collector.config.loading import check_mode, env_name, load_settings, options
 from collector.config.settings import Rates, Settings
 from collector.errors import (
     EXIT_OK,
     EXIT_PARTIAL,
     EXIT_SIGNAL_BASE,
     EXIT_USAGE,
-    CollectorError,
     ConfigError,
+    first_collector_error,
 )
 from collector.logs import configure_logging
 from collector.models import CallStats, Counters, OrgProgress
@@ -37,6 +38,7 @@ from collector.org.sweep import OrgResult, OrgSweep, check_org_settings
 from collector.progress import org_snapshot, show_progress, sweep_snapshot
 from collector.report import add_report_parser, run_report
 from collector.sweep.account import sweep_account
+from collector.sweep.descriptors import raise_open_files_limit
 from collector.sweep.pipeline import SweepResult
 from collector.sweep.shutdown import Shutdown
 
@@ -83,10 +85,24 @@ def build_parser(*, emulator_options: bool = True) -> argparse.ArgumentParser:
         prog="collector",
         description="Bulk export of AWS IAM service-last-accessed (Access Advisor) data to JSONL.",
     )
-    parser.add_argument("--version", action="version", version=f"collector {__version__}")
+    parser.add_argument("-V", "--version", action="version", version=f"collector {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     sweep = commands.add_parser("sweep", help="report on every principal of the account")
     _add_sweep_options(sweep)
+    check = commands.add_parser(
+        "check",
+        help="prove, one harmless call each, that a sweep with these options has every "
+        "permission, role and bucket it needs (exit 0: all pass; 3: something is missing)",
+    )
+    _add_sweep_options(check)
+    check.add_argument(
+        "--sample",
+        type=_count,
+        metavar="N",
+        help="with --org, --ou or --accounts: member accounts to assume the role in and check "
+        "(default 3)",
+    )
+    check.add_argument("--format", choices=("table", "json"), default="table")
     demo = commands.add_parser(
         "demo", help="sweep a seeded account on the embedded emulator into ./out/"
     )
@@ -106,6 +122,16 @@ def build_parser(*, emulator_options: bool = True) -> argparse.ArgumentParser:
     return parser
 
 
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number of 0 or more, got {text!r}")
+    return value
+
+
 def _overrides(args: argparse.Namespace) -> dict[str, object]:
     """CLI flags as dotted settings keys; None means the flag was not given."""
     values: dict[str, object] = {}
@@ -120,21 +146,10 @@ def _overrides(args: argparse.Namespace) -> dict[str, object]:
 
 
 def _is_file(value: str | None) -> bool:
-    return (
-        value is not None and not value.replace(",", "").strip().isdigit() and Path(value).is_file()
-    )
-
-
-def _collector_error(error: BaseException) -> CollectorError | None:
-    """The first CollectorError in an exception (group) tree, if any."""
-    if isinstance(error, CollectorError):
-        return error
-    if isinstance(error, BaseExceptionGroup):
-        for inner in error.exceptions:
-            found = _collector_error(inner)
-            if found is not None:
-                return found
-    return None
+    if value is None:
+        return False
+    ids = value.replace(",", "").strip()
+    return not (ids.isascii() and ids.isdigit()) and Path(value).is_file()
 
 
 def one_line(text: str) -> str:
@@ -220,21 +235,48 @@ async def _sweep_org(settings: Settings, shard: Shard | None, run_id: str) -> tu
     return (EXIT_OK if result.complete else EXIT_PARTIAL), result
 
 
+DEFAULT_SAMPLE = 3
+
+
+def _check(settings: Settings, sample: int | None, output_format: str) -> int:
+    """`collector check`: bad input is one line and exit 2 before any call; then the rows."""
+    try:
+        check_mode(settings)
+        if settings.org.enabled:
+            check_org_settings(settings)
+        elif sample is not None:
+            raise ConfigError(
+                "--sample only applies to an organisation: add --org, --ou or --accounts"
+            )
+        count = DEFAULT_SAMPLE if sample is None else sample
+        report = anyio.run(check, settings, count)
+    except BaseException as error:  # the one place where errors become exit codes
+        found = first_collector_error(error)
+        if found is None:
+            raise
+        print(f"collector: error: {one_line(str(found))}", file=sys.stderr)
+        return found.exit_code
+    sys.stdout.write(render(report, output_format))
+    return report.exit_code
+
+
 def _run(settings: Settings, credentials: Mapping[str, str] | None = None) -> tuple[int, Any]:
     """anyio.run with every CollectorError turned into one line on stderr and an exit code."""
     gc.set_threshold(*GC_THRESHOLDS)
     gc.freeze()  # what the imports built lives as long as the process: never scan it again
+    # Containers often start with 1,024 descriptors and far more allowed: take them (an org
+    # run also sizes its accounts in flight from the result).
+    raise_open_files_limit()
     try:
         if settings.org.enabled:
             check_org_settings(settings)
             shard = resolve_shard(settings.shard, os.environ)
             run_id = resolve_run_id(settings.run_id, os.environ, datetime.now(UTC))
             return anyio.run(_sweep_org, settings, shard, run_id)
-        if settings.shard is not None:
-            raise ConfigError("--shard splits the accounts of --org, --ou or --accounts")
+        check_mode(settings)
         return anyio.run(_sweep, settings, credentials)
     except BaseException as error:  # the one place where errors become exit codes
-        found = _collector_error(error)
+        found = first_collector_error(error)
         if found is None:
             raise
         print(f"collector: error: {one_line(str(found))}", file=sys.stderr)
@@ -280,7 +322,8 @@ def _demo(args: argparse.Namespace) -> int:
 
 def _emulator_missing() -> int:
     print(
-        "collector: error: the emulator needs its extra: pip install 'collector[emulator]'",
+        "collector: error: the emulator needs its extra: "
+        "pip install 'access-advisor-collector[emulator]'",
         file=sys.stderr,
     )
     return EXIT_USAGE
@@ -311,5 +354,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"collector: error: {one_line(str(error))}", file=sys.stderr)
         return EXIT_USAGE
     configure_logging(settings.log_level)
+    if args.command == "check":
+        return _check(settings, args.sample, args.format)
     code, _ = _run(settings)
     return code

@@ -89,6 +89,15 @@ def redact(logger: WrappedLogger, method_name: str, event_dict: EventDict) -> Ev
     }
 
 
+# aiobotocore logs every failed credential refresh as a warning with its traceback; the org
+# layer logs one line per account instead (collector.credentials.refresh_failed).
+_REFRESH_LOGGERS = ("botocore.credentials", "aiobotocore.credentials")
+
+
+def _not_a_refresh_failure(record: logging.LogRecord) -> bool:
+    return not str(record.msg).startswith("Refreshing temporary credentials failed")
+
+
 class _CollectorHandler(logging.StreamHandler):  # type: ignore[type-arg]
     """The handler configure_logging installs, so a second call replaces it, not adds one."""
 
@@ -135,6 +144,10 @@ def configure_logging(level: str, *, json: bool | None = None) -> None:
     root.setLevel(levelno)
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(max(logging.WARNING, levelno))
+    for name in _REFRESH_LOGGERS:
+        refresh_logger = logging.getLogger(name)
+        if _not_a_refresh_failure not in refresh_logger.filters:
+            refresh_logger.addFilter(_not_a_refresh_failure)
     structlog.configure(
         # Redacted here as well, so no other handler on the root logger sees a raw event.
         processors=[*shared, redact, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],

@@ -40,6 +40,11 @@ RECORD_FIELDS: dict[str, frozenset[str]] = {
     ),
     "error": frozenset((*_COMMON, "stage", "code", "message", "service_namespace")),
 }  # fmt: skip
+# A policy_document line (--policy-documents) describes a policy, not a report: no principal.
+POLICY_DOCUMENT_FIELDS = frozenset(
+    ("record", "schema", "run_id", "account_id", "policy_arn", "owner_arn", "policy_name",
+     "version_id", "document", "attached_to")
+)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,6 +208,31 @@ def error_record(
         "code": code,
         "message": message,
         "service_namespace": service_namespace,
+    }
+
+
+def policy_document_record(
+    ctx: RunContext,
+    *,
+    policy_arn: str | None,
+    owner_arn: str | None,
+    policy_name: str,
+    version_id: str | None,
+    document: Mapping[str, Any],
+    attached_to: list[str],
+) -> Record:
+    """One policy: a managed one (policy_arn) or an inline one (owner_arn), decoded."""
+    return {
+        "record": "policy_document",
+        "schema": SCHEMA,
+        "run_id": ctx.run_id,
+        "account_id": ctx.account_id,
+        "policy_arn": policy_arn,
+        "owner_arn": owner_arn,
+        "policy_name": policy_name,
+        "version_id": version_id,
+        "document": dict(document),
+        "attached_to": attached_to,
     }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import glob
 import os
+import re
 import string
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -13,6 +14,8 @@ STDOUT = "-"
 PART_SUFFIX = ".part"
 PLACEHOLDERS = ("account_id", "date", "run_id")
 _DATE_GLOB = "[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]"
+# What each placeholder can render to, as a regular expression (ASCII digits only).
+_RENDERED = {"account_id": "[0-9]{12}", "date": "[0-9]{4}-[0-9]{2}-[0-9]{2}", "run_id": ".+"}
 _KNOWN = ", ".join("{" + name + "}" for name in PLACEHOLDERS)
 
 
@@ -84,6 +87,22 @@ class OutputTemplate:
         return "".join(
             literal + ("" if name is None else values[name]) for literal, name in self.parts
         )
+
+    def regex(self, *, account_id: str | None = None) -> str:
+        """A regular expression of every rendering (of one account, when given)."""
+        values = dict(_RENDERED)
+        if account_id is not None:
+            values["account_id"] = re.escape(account_id)
+        return "".join(
+            re.escape(literal) + ("" if placeholder is None else values[placeholder])
+            for literal, placeholder in self.parts
+        )
+
+    def could_render(self, name: str) -> bool:
+        """Whether some account, date and run id render this template to `name`, or to `name`
+        less a `.part` suffix (the file a sweep writes before it publishes)."""
+        body = self.regex() + f"(?:{re.escape(PART_SUFFIX)})?"
+        return re.fullmatch(body, name, re.DOTALL) is not None
 
     def resumable(self, *, account_id: str) -> Path | None:
         """The newest `NAME.part` this template could have produced; `{date}`, `{run_id}` match any.

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from collector.emulator import Emulator, EmulatorOptions, Faults, running_emulator
+from collector.emulator.stats import SERVED, ServedCalls, recording
 from tests.support.cli import (
     COLLECTOR,
     FAST_ENV,
@@ -24,6 +25,8 @@ from tests.support.cli import (
     wait_for_progress,
 )
 from tests.support.sweeping import assert_matches_truth, read_lines
+
+pytestmark = pytest.mark.e2e  # every test here starts the CLI in a subprocess
 
 ACCOUNT = "123456789012"
 
@@ -232,19 +235,31 @@ def test_secrets_never_reach_logs_and_output_is_private(
     assert len(proc.stderr.splitlines()) > 5  # debug logging really was on
 
 
+def generated(served: ServedCalls) -> int:
+    """How many report jobs the emulator has generated so far."""
+    return sum(
+        row["calls"]
+        for row in served.rows()
+        if row["operation"] == "GenerateServiceLastAccessedDetails" and row["outcome"] == SERVED
+    )
+
+
 def test_second_signal_skips_the_grace(tmp_path: Path) -> None:
     """With jobs that never finish, one SIGINT waits out the grace; a second ends the sweep now."""
     faults = Faults(latency=0.2, stuck_share=0.3)
-    with running_emulator(
-        EmulatorOptions(principals=60, faults=faults, account_id="444444444444")
-    ) as emu:
+    options = EmulatorOptions(principals=60, faults=faults, account_id="444444444444")
+    with recording(ServedCalls()) as served, running_emulator(options) as emu:
         proc = subprocess.Popen(
             [COLLECTOR, "sweep", "--endpoint-url", emu.endpoint, "--output", "out/x.jsonl"],
             cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
             env=os.environ | FAST_ENV | {"COLLECTOR_SHUTDOWN_GRACE": "120"},
         )  # fmt: skip
         with killed_on_failure(proc):
-            time.sleep(4)  # every principal generated; the stuck ones stay in flight
+            # Every principal generated: the stuck ones stay in flight and hold the stop open.
+            deadline = time.monotonic() + 60
+            while generated(served) < 60:
+                assert proc.poll() is None and time.monotonic() < deadline, generated(served)
+                time.sleep(0.05)
             assert proc.poll() is None
             proc.send_signal(signal.SIGINT)
             with pytest.raises(subprocess.TimeoutExpired):

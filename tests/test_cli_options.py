@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import subprocess
+from pathlib import Path
+
+import pytest
 
 from collector.cli import _overrides, build_parser
-from collector.config.loading import env_name, load_settings, options
-from tests.support.cli import COLLECTOR
+from collector.config.loading import check_mode, env_name, load_settings, options
+from tests.support.cli import COLLECTOR, cli, one_line_error
 
 
 def test_every_flag_sets_its_own_key_and_no_other() -> None:
@@ -19,6 +22,7 @@ def test_every_flag_sets_its_own_key_and_no_other() -> None:
         assert given == {option.key: expected}, option.flag.name
 
 
+@pytest.mark.e2e
 def test_help_of_every_option_is_the_keys_description_and_names_its_variable() -> None:
     """`collector sweep --help` shows each key's help and its COLLECTOR_* variable."""
     shown = subprocess.run(
@@ -43,3 +47,46 @@ def test_flags_reach_the_settings_they_name() -> None:
     assert settings.discovery.aws_managed_policies is True
     assert settings.org.role_duration == 900
     assert settings.max_jobs_in_flight == 7
+
+
+ORG_ONLY_GIVEN = [
+    (["--org-access-report"], {}, "--org-access-report"),
+    (["--role-name", "collector-audit"], {}, "--role-name"),
+    (["--external-id", "x-1"], {}, "--external-id"),
+    (["--role-session-name", "nightly"], {}, "--role-session-name"),
+    (["--role-duration", "900"], {}, "--role-duration"),
+    (["--include-accounts", "111111111111"], {}, "--include-accounts"),
+    (["--exclude-accounts", "111111111111"], {}, "--exclude-accounts"),
+    (["--max-accounts-in-flight", "2"], {}, "--max-accounts-in-flight"),
+    (["--manifest", "m.json"], {}, "--manifest"),
+    (["--shard", "0/2"], {}, "--shard"),
+    ([], {"COLLECTOR_ORG_ACCESS_REPORT": "true"}, "--org-access-report"),
+    ([], {"COLLECTOR_ORG_ROLE_NAME": "collector-audit"}, "--role-name"),
+]
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize(("flags", "env", "named"), ORG_ONLY_GIVEN)
+def test_an_org_only_option_without_org_mode_is_exit_2(
+    tmp_path: Path, flags: list[str], env: dict[str, str], named: str
+) -> None:
+    """An option that only means something in an organisation sweep, given (by flag or
+    variable) to a single-account sweep, is one line naming it and exit 2, before any call."""
+    proc = cli(
+        "sweep", "--endpoint-url", "http://127.0.0.1:9", "--output", "out/x.jsonl", *flags,
+        cwd=tmp_path, env=env, timeout=60,
+    )  # fmt: skip
+    one_line_error(proc, 2, named, "--org")
+    assert not (tmp_path / "out").exists()
+
+
+def test_org_only_options_at_their_defaults_and_run_id_are_accepted() -> None:
+    """The example config's org-only keys at their defaults, and --run-id (it names a
+    single-account run too), are no reason to refuse a single-account sweep."""
+    settings = load_settings(
+        None,
+        {"COLLECTOR_MAX_ACCOUNTS_IN_FLIGHT": "4", "COLLECTOR_RUN_ID": "nightly"},
+        {"org.role_session_name": "collector-{run_id}"},
+    )
+    check_mode(settings)
+    assert settings.run_id == "nightly"

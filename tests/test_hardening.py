@@ -18,6 +18,8 @@ from tests.support.cli import COLLECTOR, FAST_ENV, cli, killed_on_failure, one_l
 from tests.support.hostile import answering, endless, proxy, serving
 from tests.support.sweeping import assert_matches_truth, normalized, read_lines
 
+pytestmark = pytest.mark.e2e  # every test here starts the CLI in a subprocess
+
 UNREACHABLE = "http://127.0.0.1:9"
 QUICK = {"COLLECTOR_RETRY_CALL_TIMEOUT": "2", "COLLECTOR_RETRY_BASE_DELAY": "0.05"}
 

@@ -12,11 +12,10 @@ from aiobotocore.session import AioSession
 from botocore.exceptions import BotoCoreError, ProfileNotFound
 
 from collector import __version__
-from collector.aws.fastpath import use_fast_report_calls
+from collector.aws.fastpath import REPORT_METHODS, install_short_path, use_fast_report_calls
 from collector.aws.http import BoundedHttpSession
 from collector.aws.iam import NO_CREDENTIALS
 from collector.aws.shared import SharedIam
-from collector.aws.tuning import tune_iam_client
 from collector.config.settings import Settings
 from collector.errors import CredentialsError
 
@@ -34,6 +33,7 @@ class Clients:
 
     iam: IAMClient
     sts: STSClient
+    report_calls: str = "aiobotocore"  # which path the three report calls take
 
 
 @dataclass(frozen=True)
@@ -44,6 +44,7 @@ class AccountIam:
 
     iam: IAMClient
     account_id: str
+    report_calls: str = "aiobotocore"  # which path the three report calls take
 
 
 def client_config(**extra: Any) -> AioConfig:
@@ -118,8 +119,8 @@ async def open_clients(
         iam_options = options | {"config": client_config(parameter_validation=False)}
         iam = await stack.enter_async_context(session.create_client("iam", **iam_options))
         sts = await stack.enter_async_context(session.create_client("sts", **options))
-        await use_fast_report_calls(tune_iam_client(iam))
-        yield Clients(iam=iam, sts=sts)
+        report_calls = await install_short_path(iam, enabled=settings.fast_report_calls)
+        yield Clients(iam=iam, sts=sts, report_calls=report_calls)
 
 
 @asynccontextmanager
@@ -130,11 +131,23 @@ async def shared_iam(settings: Settings, session: AioSession) -> AsyncIterator[S
     async with session.create_client(
         "iam", region_name=settings.region, endpoint_url=settings.endpoint_url, config=config
     ) as iam:
-        yield SharedIam(tune_iam_client(iam))
+        report_calls = await install_short_path(iam, enabled=settings.fast_report_calls)
+        for method in REPORT_METHODS.values():
+            # The template makes no call: its short-path calls would sign with the caller's
+            # keys, so no copy may inherit them (each copy builds its own, see account_iam).
+            vars(iam).pop(method, None)
+        yield SharedIam(iam, report_calls=report_calls)
 
 
 async def account_iam(shared: SharedIam, credentials: Any, account_id: str) -> AccountIam:
-    """A copy of the shared IAM client that signs with one account's credentials."""
+    """A copy of the shared IAM client that signs with one account's credentials, its report
+    calls on the short path when the template's are."""
     iam = shared.client(credentials)
-    await use_fast_report_calls(iam)
-    return AccountIam(iam=iam, account_id=account_id)
+    report_calls = "aiobotocore"
+    if shared.report_calls != "aiobotocore":
+        short = await use_fast_report_calls(iam)
+        if len(short) == len(REPORT_METHODS):
+            report_calls = "short"
+        elif short:
+            report_calls = "short: " + ", ".join(sorted(short))
+    return AccountIam(iam=iam, account_id=account_id, report_calls=report_calls)

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, cast
 from xml.etree.ElementTree import Element, fromstring
 
+import structlog
 from botocore import xform_name
 from botocore.auth import SIGV4_TIMESTAMP, SigV4Auth
 from botocore.awsrequest import AWSPreparedRequest, AWSRequest, prepare_request_dict
@@ -19,10 +20,12 @@ from botocore.parsers import QueryParser
 from botocore.utils import percent_encode_sequence
 
 from collector.aws.iam import GENERATE, GET, GET_WITH_ENTITIES
-from collector.aws.tuning import parse_timestamp
+from collector.aws.tuning import parse_timestamp, tune_iam_client
 
 if TYPE_CHECKING:
     from botocore.compat import HTTPHeaders
+
+log = structlog.get_logger()
 
 # The calls a sweep makes thousands of times, by client method (botocore's own naming);
 # List* and STS keep botocore's full pipeline.
@@ -160,6 +163,7 @@ class ReportCall:
     """
 
     def __init__(self, iam: Any, operation: OperationModel, url: str, signing: Mapping[str, str]):
+        self.operation = operation.name
         self._operation = operation
         self._url = url
         self._signer = FormSigner(
@@ -217,25 +221,28 @@ class ReportCall:
         except SyntaxError:  # ElementTree's ParseError
             return None
         result: Element | None = None
-        request_id = ""
+        metadata: dict[str, Any] = {}
         for child in root:
             tag = _local(child.tag)
             if tag == self._wrapper:
                 result = child
             elif tag == "ResponseMetadata":
-                request_id = "".join(child.itertext())
+                # As botocore reads it: each child's own text (IAM indents its answers, so the
+                # element's whole text would carry the whitespace around <RequestId>).
+                metadata = {_local(item.tag): item.text for item in child}
         if result is None:
             return None
         try:
             parsed: dict[str, Any] = self._read(result)
         except ValueError:  # a number or timestamp that does not read
             return None
-        parsed["ResponseMetadata"] = {"RequestId": request_id, "HTTPStatusCode": 200}
+        parsed["ResponseMetadata"] = metadata | {"HTTPStatusCode": 200}
         return parsed
 
 
-async def use_fast_report_calls(iam: Any) -> None:
-    """Send the client's three report methods down the short path; every other call is as it was.
+async def report_calls(iam: Any) -> dict[str, ReportCall]:
+    """The short-path calls for the client's three report methods, by method name; built, not
+    installed, so that whatever fails here leaves the client as it was.
 
     The endpoint and signing scope come from the client's own ruleset, once per operation (IAM's
     depend on no call argument: see tuning). An operation whose model or endpoint asks for
@@ -243,7 +250,8 @@ async def use_fast_report_calls(iam: Any) -> None:
     """
     model = iam.meta.service_model
     if model.protocol != "query":
-        return
+        return {}
+    calls: dict[str, ReportCall] = {}
     for name, method in REPORT_METHODS.items():
         operation = model.operation_model(name)
         context: dict[str, Any] = {}
@@ -254,10 +262,53 @@ async def use_fast_report_calls(iam: Any) -> None:
         if headers or context.get("auth_type", "v4") != "v4":
             continue
         try:
-            call = ReportCall(iam, operation, _joined(url, operation), context.get("signing", {}))
+            calls[method] = ReportCall(
+                iam, operation, _joined(url, operation), context.get("signing", {})
+            )
         except UnsupportedShapeError:
             continue
+    return calls
+
+
+async def use_fast_report_calls(iam: Any) -> list[str]:
+    """Send the client's report methods down the short path; every other call is as it was.
+
+    Returns the operations that now take it.
+    """
+    calls = await report_calls(iam)
+    for method, call in calls.items():
         setattr(iam, method, call)
+    return [call.operation for call in calls.values()]
+
+
+async def install_short_path(iam: Any, *, enabled: bool) -> str:
+    """The IAM client tuned and its report calls on the short path, when `enabled`; which path
+    the report calls take: `short`, `aiobotocore`, or `short: <operations>` when only some do.
+
+    Both read private botocore and aiobotocore parts (tests/aws/test_private_members.py holds
+    their source to the tested versions). Whatever goes wrong while setting them up is one
+    warning, and the client keeps aiobotocore's own methods: a changed internal must cost CPU,
+    never a sweep.
+    """
+    if not enabled:
+        return "aiobotocore"
+    try:
+        calls = await report_calls(iam)
+        tune_iam_client(iam)
+    except Exception as error:  # any change of the internals, whatever it raises
+        log.warning(
+            "collector.aws.short_path_unavailable",
+            error=f"{type(error).__name__}: {error}",
+            fallback="aiobotocore",
+        )
+        return "aiobotocore"
+    for method, call in calls.items():
+        setattr(iam, method, call)
+    if len(calls) == len(REPORT_METHODS):
+        return "short"
+    if not calls:
+        return "aiobotocore"
+    return "short: " + ", ".join(sorted(call.operation for call in calls.values()))
 
 
 def _joined(endpoint_url: str, operation: OperationModel) -> str:

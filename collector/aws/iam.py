@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import random
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import unquote
 
 import anyio
 from botocore.exceptions import (
@@ -55,6 +57,7 @@ CREDENTIAL_CODES = frozenset(
 GENERATE = "GenerateServiceLastAccessedDetails"
 GET = "GetServiceLastAccessedDetails"
 GET_WITH_ENTITIES = "GetServiceLastAccessedDetailsWithEntities"
+AUTHORIZATION_DETAILS = "GetAccountAuthorizationDetails"
 LIST_OPERATIONS: Mapping[PrincipalType, str] = {
     "user": "ListUsers",
     "group": "ListGroups",
@@ -101,6 +104,24 @@ def _is_transient(error: ClientError) -> bool:
     return int(status) >= 500
 
 
+class MalformedAnswerError(Exception):
+    """An answer the API contract forbids (truncated without a Marker): retried like a 5xx."""
+
+
+def next_marker(page: Mapping[str, Any]) -> str | None:
+    """The Marker of the page after this one; None on the last page.
+
+    IsTruncated true without a Marker would leave a client only the choice to stop a page
+    short, so it is malformed, never the end of the list.
+    """
+    if not page.get("IsTruncated"):
+        return None
+    marker = page.get("Marker")
+    if not marker:
+        raise MalformedAnswerError("IsTruncated is true but the answer has no Marker")
+    return str(marker)
+
+
 async def follow_marker(
     read: Callable[[str | None], Awaitable[Page]], first: Page | None = None
 ) -> AsyncIterator[Page]:
@@ -108,14 +129,16 @@ async def follow_marker(
     page = first if first is not None else await read(None)
     while True:
         yield page
-        if not page.get("IsTruncated"):
+        marker = next_marker(page)  # every page came through Caller.call, which checked it
+        if marker is None:
             return
-        page = await read(str(page["Marker"]))
+        page = await read(marker)
 
 
 # What a response that is not an AWS answer raises inside botocore (HTML, empty or cut-off XML,
-# a body without the expected wrapper): retried like a 5xx, as the AWS SDKs do.
-MALFORMED = (ResponseParserError, ResponseTooLargeError, KeyError)
+# a body without the expected wrapper), or an answer the contract forbids: retried like a 5xx,
+# as the AWS SDKs do, then an error.
+MALFORMED = (ResponseParserError, ResponseTooLargeError, KeyError, MalformedAnswerError)
 
 
 class Caller:
@@ -161,6 +184,8 @@ class Caller:
             try:
                 with anyio.fail_after(self._retry.call_timeout):
                     response = await send()
+                if isinstance(response, Mapping):
+                    next_marker(response)  # every Marker-paged IAM answer, checked in one place
             except ClientError as error:
                 code = str(error.response.get("Error", {}).get("Code", ""))
                 if code in THROTTLE_CODES:
@@ -272,6 +297,28 @@ class IamApi:
 
         return follow_marker(read)
 
+    async def authorization_details(self) -> AsyncIterator[dict[str, Any]]:
+        """Every page of GetAccountAuthorizationDetails, documents decoded; retried at its Marker.
+
+        No Filter: users, groups, roles, and the managed policies IAM lists (customer-managed
+        ones and the AWS-managed ones attached in the account).
+        """
+        marker: str | None = None
+        while True:
+            page = await self._call(AUTHORIZATION_DETAILS, partial(self._authorization, marker))
+            yield page
+            marker = next_marker(page)
+            if marker is None:
+                return
+
+    async def _authorization(self, marker: str | None) -> dict[str, Any]:
+        args: dict[str, Any] = {"MaxItems": PAGE_SIZE} | ({"Marker": marker} if marker else {})
+        page = await self._iam.get_account_authorization_details(**args)
+        if page.get("IsTruncated") and not page.get("Marker"):
+            # A shorter set would pass for the whole account: malformed, retried like a 5xx.
+            raise ResponseParserError("IsTruncated without a Marker")
+        return _decoded(page)
+
     async def principals(
         self, kind: PrincipalType, params: Mapping[str, Any]
     ) -> AsyncIterator[list[Principal]]:
@@ -288,6 +335,7 @@ class IamApi:
     async def _list(
         self, kind: PrincipalType, params: Mapping[str, Any], marker: str | None
     ) -> PrincipalsPage:
+        """One List* page; inside the call's `send`, so a page without its Marker is retried."""
         args: dict[str, Any] = dict(params) | ({"Marker": marker} if marker else {})
         if kind == "user":
             users = await self._iam.list_users(**args)
@@ -295,32 +343,68 @@ class IamApi:
                 Principal(u["Arn"], kind, u["UserName"], u["UserId"], u.get("Path", "/"))
                 for u in users.get("Users", [])
             ]
-            return PrincipalsPage(found, _next(users))
+            return PrincipalsPage(found, next_marker(users))
         if kind == "group":
             groups = await self._iam.list_groups(**args)
             found = [
                 Principal(g["Arn"], kind, g["GroupName"], g["GroupId"], g.get("Path", "/"))
                 for g in groups.get("Groups", [])
             ]
-            return PrincipalsPage(found, _next(groups))
+            return PrincipalsPage(found, next_marker(groups))
         if kind == "role":
             roles = await self._iam.list_roles(**args)
             found = [
                 Principal(r["Arn"], kind, r["RoleName"], r["RoleId"], r.get("Path", "/"))
                 for r in roles.get("Roles", [])
             ]
-            return PrincipalsPage(found, _next(roles))
+            return PrincipalsPage(found, next_marker(roles))
         policies = await self._iam.list_policies(**args)
         found = [
             Principal(p["Arn"], kind, p["PolicyName"], p["PolicyId"], p.get("Path", "/"))
             for p in policies.get("Policies", [])
         ]
-        return PrincipalsPage(found, _next(policies))
+        return PrincipalsPage(found, next_marker(policies))
 
 
-def _next(page: Mapping[str, Any]) -> str | None:
-    marker = page.get("Marker") if page.get("IsTruncated") else None
-    return str(marker) if marker else None
+# Where GetAccountAuthorizationDetails carries policy documents: (list, inline list, key).
+_DOCUMENTS = (
+    ("UserDetailList", "UserPolicyList", "PolicyDocument"),
+    ("GroupDetailList", "GroupPolicyList", "PolicyDocument"),
+    ("RoleDetailList", "RolePolicyList", "PolicyDocument"),
+    ("Policies", "PolicyVersionList", "Document"),
+)
+
+
+def decode_document(text: Any) -> dict[str, Any]:
+    """A policy document as IAM sends it (URL-encoded JSON, RFC 3986) as a JSON object.
+
+    The client does not decode it: tuning.py switches botocore's decoder off for the report calls.
+    """
+    if isinstance(text, dict):
+        return text
+    try:
+        document = json.loads(unquote(str(text)))
+    except ValueError:
+        document = None
+    if not isinstance(document, dict):
+        raise ResponseParserError(f"a policy document that is not a JSON object: {text!r:.80}")
+    return document
+
+
+def _decoded(page: Mapping[str, Any]) -> dict[str, Any]:
+    """The page with every permission policy document decoded (trust policies are left out)."""
+    out = dict(page)
+    for listing, inner, key in _DOCUMENTS:
+        items = []
+        for item in page.get(listing, []):
+            item = dict(item)
+            item[inner] = [
+                dict(entry) | {key: decode_document(entry.get(key))}
+                for entry in item.get(inner, [])
+            ]
+            items.append(item)
+        out[listing] = items
+    return out
 
 
 async def caller_account(sts: STSClient, caller: Caller) -> str:

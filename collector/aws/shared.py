@@ -41,9 +41,10 @@ class SharedIam:
     closed only once every copy is done (the owner's `async with`).
     """
 
-    def __init__(self, template: IAMClient) -> None:
+    def __init__(self, template: IAMClient, *, report_calls: str = "aiobotocore") -> None:
         client: Any = template
         self._template = client
+        self.report_calls = report_calls  # the template's path for the report calls (fastpath)
         events = client.meta.events  # aiobotocore's emitter: its handlers may be async
         service_id = client.meta.service_model.service_id.hyphenize()
         signer = client._request_signer  # botocore's own; no public accessor

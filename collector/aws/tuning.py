@@ -84,19 +84,22 @@ def tune_iam_client(client: Client) -> Client:
       installs a non-parsing one on its session for the same cost).
     - User-Agent: botocore builds it twice per request from ~20 components; the text only
       changes with the request's feature set, so it is built once per set.
-    - `json_decode_policies` walks every IAM response for policy documents, which the
-      sweep never reads.
+    - `json_decode_policies` walks every IAM response for policy documents; the sweep reads
+      them from one operation only (GetAccountAuthorizationDetails) and decodes them there.
     - Endpoint: botocore evaluates the endpoint ruleset on every call; IAM's answer depends
       only on the client's settings and the operation, so it is resolved once per operation.
     """
     iam: Any = client
+    # Everything is read and built first: a private part that is not there any more fails
+    # here, before the client is changed at all.
+    endpoint, creator, resolver = iam._endpoint, iam._user_agent_creator, iam._ruleset_resolver
     factory = AioResponseParserFactory()
     factory.set_parser_defaults(timestamp_parser=parse_timestamp)
-    iam._endpoint._response_parser_factory = factory
-    creator = iam._user_agent_creator
-    creator.to_string = _memoized(creator)
+    to_string = _memoized(creator)
+    construct_endpoint = None if resolver is None else _endpoint_per_operation(resolver)
+    endpoint._response_parser_factory = factory
+    creator.to_string = to_string
     iam.meta.events.unregister("after-call.iam", json_decode_policies)
-    if iam._ruleset_resolver is not None:
-        resolver = iam._ruleset_resolver
-        resolver.construct_endpoint = _endpoint_per_operation(resolver)
+    if construct_endpoint is not None:
+        resolver.construct_endpoint = construct_endpoint
     return client

@@ -29,13 +29,13 @@ ENV_CONFIG = "COLLECTOR_CONFIG"
 # Read by the shard resolution itself, with JOB_COMPLETION_INDEX (Kubernetes Indexed Jobs).
 ENV_OTHERS = frozenset({ENV_CONFIG, "COLLECTOR_SHARD_COUNT"})
 # Names a container is likely to use that do not follow COLLECTOR_<SECTION>_<KEY>.
-_ENV_ALIASES: Mapping[str, str] = types.MappingProxyType(
+ENV_ALIASES: Mapping[str, str] = types.MappingProxyType(
     {"COLLECTOR_AWS_MANAGED_POLICIES": "discovery.aws_managed_policies"}
 )
 
 
 @functools.cache
-def _schema() -> Mapping[str, Any]:
+def schema() -> Mapping[str, Any]:
     """Dotted key -> type hint of every leaf setting, e.g. `rates.generate` -> float."""
     keys: dict[str, Any] = {}
     for name, hint in typing.get_type_hints(Settings, include_extras=True).items():
@@ -60,7 +60,7 @@ class Option:
 def options() -> list[Option]:
     """Every key that has a command-line option, in schema order."""
     found = []
-    for key, hint in _schema().items():
+    for key, hint in schema().items():
         metadata = getattr(hint, "__metadata__", ())
         flag = next((item for item in metadata if isinstance(item, Flag)), None)
         if flag is None:
@@ -81,8 +81,8 @@ def env_name(key: str) -> str:
 @functools.cache
 def _env_names() -> Mapping[str, str]:
     """COLLECTOR_* variable -> dotted key (COLLECTOR_<KEY>, COLLECTOR_<SECTION>_<KEY>)."""
-    names = {env_name(key): key for key in _schema()}
-    return types.MappingProxyType(names | dict(_ENV_ALIASES))
+    names = {env_name(key): key for key in schema()}
+    return types.MappingProxyType(names | dict(ENV_ALIASES))
 
 
 def _show(value: object) -> str:
@@ -104,7 +104,7 @@ def _split_list(text: str) -> list[str]:
 
 @functools.cache
 def _adapter(key: str) -> TypeAdapter[Any]:
-    return TypeAdapter(_schema()[key])
+    return TypeAdapter(schema()[key])
 
 
 def _reason(error: ErrorDetails) -> str:
@@ -134,7 +134,7 @@ def _parse(key: str, value: object, *, source: str, label: str, text: bool) -> o
 
     Text (environment, flags) is converted from strings; YAML values must have the right type.
     """
-    hint = _schema()[key]
+    hint = schema()[key]
     if text and isinstance(value, str) and _is_list(hint):
         value = tuple(_split_list(value))
     elif isinstance(value, list):
@@ -174,7 +174,7 @@ def _from_yaml(path: str) -> dict[str, object]:
     if not isinstance(document, dict):
         raise ConfigError(f"{path}: expected a mapping of settings, got {_show(document)}")
     values: dict[str, object] = {}
-    top_level = sorted({key.split(".")[0] for key in _schema()})
+    top_level = sorted({key.split(".")[0] for key in schema()})
     for name, value in document.items():
         if name in SECTIONS:
             if value is None:
@@ -187,7 +187,7 @@ def _from_yaml(path: str) -> dict[str, object]:
                     raise _unknown(path, f"{name}.{sub}", section_keys)
                 key = f"{name}.{sub}"
                 values[key] = _parse(key, sub_value, source=path, label=key, text=False)
-        elif str(name) in _schema():
+        elif str(name) in schema():
             values[name] = _parse(name, value, source=path, label=name, text=False)
         else:
             raise _unknown(path, str(name), top_level)
@@ -249,12 +249,19 @@ def _from_env(env: Mapping[str, str]) -> dict[str, object]:
 
 
 def _from_overrides(overrides: Mapping[str, object]) -> dict[str, object]:
+    flags = {option.key: option.flag.name for option in options()}
     values: dict[str, object] = {}
     for key, value in overrides.items():
         if value is None:
             continue  # the flag was not given
-        if key not in _schema():
-            raise _unknown("command line", key, sorted(_schema()))
+        if key not in schema():
+            raise _unknown("command line", key, sorted(schema()))
+        if isinstance(value, str) and _is_list(schema()[key]) and not _split_list(value):
+            # A flag given an empty value is an empty variable expanded (`--accounts "$IDS"`):
+            # never "no filter", never a fall back to another kind of sweep.
+            raise ConfigError(
+                f"command line: {flags.get(key, key)}: expected at least one value, got {value!r}"
+            )
         values[key] = _parse(key, value, source="command line", label=key, text=True)
     return values
 
@@ -281,6 +288,36 @@ def _build(values: Mapping[str, Any]) -> Settings:
             f"poll.max_delay ({settings.poll.max_delay:g})"
         )
     return settings
+
+
+# The keys that turn an organisation sweep on; every other org-only key needs one of them.
+ORG_MODE_KEYS = frozenset({"org.org", "org.ous", "org.accounts", "org.accounts_file"})
+
+
+def _value(settings: Settings, key: str) -> object:
+    section, _, name = key.rpartition(".")
+    return getattr(getattr(settings, section) if section else settings, name)
+
+
+def check_mode(settings: Settings) -> None:
+    """Refuse an organisation-only key given to a single-account run, rather than ignore it.
+
+    A key at its default is not "given" (config.example.yaml lists every key): only a value
+    that would change an organisation sweep is refused. `run_id` is not organisation-only: it
+    names a single account's run (its records and `{run_id}` in the output) as well.
+    """
+    if settings.org.enabled:
+        return
+    defaults = Settings()
+    for option in options():
+        if not option.flag.org or option.key in ORG_MODE_KEYS:
+            continue
+        if _value(settings, option.key) != _value(defaults, option.key):
+            needs = "--org" if option.key == "org_access_report" else "--org, --ou or --accounts"
+            raise ConfigError(
+                f"{option.flag.name} ({option.key}, ${env_name(option.key)}) only applies to an "
+                f"organisation sweep: add {needs}, or leave it out"
+            )
 
 
 def load_settings(

@@ -94,7 +94,7 @@ def _globs(value: tuple[str, ...]) -> tuple[str, ...]:
 
 
 _IAM_ARN = re.compile(
-    r"arn:aws[-a-z]*:iam::(?P<account>\d{12}|aws):(?P<kind>user|group|role|policy)/\S+"
+    r"arn:aws[-a-z]*:iam::(?P<account>[0-9]{12}|aws):(?P<kind>user|group|role|policy)/\S+"
 )
 
 
@@ -135,7 +135,7 @@ def _endpoint(value: str | None) -> str | None:
     return value
 
 
-_REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d{1,2}")
+_REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-[0-9]{1,2}")
 
 
 def _region(value: str) -> str:
@@ -185,7 +185,13 @@ Globs = Annotated[tuple[str, ...], AfterValidator(_globs)]
 class Rates:
     """Calls per second per IAM operation: the ceiling each adaptive token bucket climbs back to."""
 
-    generate: Annotated[Rate, _help("GenerateServiceLastAccessedDetails calls per second")] = 20.0
+    generate: Annotated[
+        Rate,
+        _help(
+            "GenerateServiceLastAccessedDetails calls per second "
+            "(the ceiling of its adaptive bucket)"
+        ),
+    ] = 20.0
     get: Annotated[Rate, _help("GetServiceLastAccessedDetails calls per second")] = 20.0
     get_with_entities: Annotated[Rate, _help("...WithEntities calls per second")] = 20.0
     list: Annotated[Rate, _help("each List* operation's own bucket, per second")] = 10.0
@@ -216,7 +222,12 @@ class DiscoverySettings:
 class PollSettings:
     """When report jobs are polled, and when one is given up."""
 
-    first_delay: Annotated[Seconds, _help("before any job latency has been observed")] = 2.0
+    first_delay: Annotated[
+        Seconds,
+        _help(
+            "seconds before a first poll, until 20 jobs have completed (then: the learned latency)"
+        ),
+    ] = 2.0
     backoff: Annotated[
         FiniteFloat, _bounded(1, 10, "a factor"), _help("growth of the gap between polls")
     ] = 1.5
@@ -231,7 +242,7 @@ class PollSettings:
     job_deadline: Annotated[
         Seconds,
         _check(lambda v: v > 0, "a number greater than 0"),
-        _help("seconds from generation to JobTimeout"),
+        _help("seconds from generation until an unfinished job is a JobTimeout error"),
     ] = 900.0
 
 
@@ -263,7 +274,7 @@ class RetrySettings:
 
 def _ids(value: tuple[str, ...]) -> tuple[str, ...]:
     for account_id in value:
-        if not re.fullmatch(r"\d{12}", account_id):
+        if not re.fullmatch(r"[0-9]{12}", account_id):  # ASCII digits only, unlike `\d`
             raise ValueError(f"expected 12-digit account ids, got {account_id!r}")
     return tuple(dict.fromkeys(value))
 
@@ -321,7 +332,7 @@ class OrgSettings:
     role_duration: Annotated[
         int | None,
         _bounded(900, 43_200, "an integer"),
-        _help("seconds; null: AWS's hour"),
+        _help("seconds the assumed-role credentials last; null: AWS's hour"),
         Flag("--role-duration", metavar="SECONDS", org=True),
     ] = None
 
@@ -349,9 +360,9 @@ class Settings:
         _help("endpoint of every AWS service called (e.g. the emulator's URL)"),
         Flag("--endpoint-url"),
     ] = None
-    profile: Annotated[str | None, _help("AWS profile; null: default chain"), Flag("--profile")] = (
-        None
-    )
+    profile: Annotated[
+        str | None, _help("AWS profile; null: the default credential chain"), Flag("--profile")
+    ] = None
     region: Annotated[
         str, AfterValidator(_region), _help("region for signing and STS"), Flag("--region")
     ] = "us-east-1"
@@ -362,19 +373,24 @@ class Settings:
             {"service": "SERVICE_LEVEL", "service_level": "SERVICE_LEVEL"}
             | {"action": "ACTION_LEVEL", "action_level": "ACTION_LEVEL"},
         ),
-        _help("report granularity"),
+        _help(
+            "SERVICE_LEVEL, or ACTION_LEVEL: also the tracked actions of the services AWS tracks"
+        ),
         Flag("--granularity"),
     ] = "SERVICE_LEVEL"
     entities: Annotated[
         EntitiesMode,
         _choice(("none", "accessed", "all")),
-        _help("which entity pages to read"),
+        _help(
+            "entity rows: none; accessed (group and policy reports, the namespaces someone "
+            "used); all"
+        ),
         Flag("--entities"),
     ] = "accessed"
     max_jobs_in_flight: Annotated[
         int,
         _bounded(1, 10_000, "an integer"),
-        _help("report jobs generated, not yet read"),
+        _help("report jobs generated and not yet read, at most"),
         Flag("--max-jobs-in-flight", metavar="N"),
     ] = 200
     generate_workers: Annotated[
@@ -385,7 +401,12 @@ class Settings:
     ] = 8
     # Docker stops a container 10 s after SIGTERM: 6 s of grace leave 4 s for the final flush.
     shutdown_grace: Annotated[
-        FiniteFloat, _bounded(0, 3600, "a number"), _help("seconds in-flight work gets on stop")
+        FiniteFloat,
+        _bounded(0, 3600, "a number"),
+        _help(
+            "seconds calls in flight get after SIGTERM/SIGINT (inside Docker's 10 s, with "
+            "time for the final flush)"
+        ),
     ] = 6.0
     resume: Annotated[
         bool,
@@ -403,6 +424,18 @@ class Settings:
         _help("live status line; null: when on a terminal"),
         Flag("--no-progress", switch=False, help="no live progress line on a terminal"),
     ] = None
+    fast_report_calls: Annotated[
+        bool,
+        _help(
+            "the three report calls on collector's short path, and the IAM client tuned for CPU "
+            "(both read private botocore parts); false: aiobotocore's own path for every call"
+        ),
+        Flag(
+            "--no-fast-report-calls",
+            switch=False,
+            help="aiobotocore's own path for every IAM call: no short path, no client tuning",
+        ),
+    ] = True
     s3_bucket_owner: Annotated[
         str | None, AfterValidator(_account_id),
         _help("ExpectedBucketOwner of s3:// output; null: the swept (or management) account"),
@@ -413,6 +446,13 @@ class Settings:
         _help("KMS key for s3:// output; null: SSE-S3 (AES256)"),
         Flag("--sse-kms-key-id", metavar="KEY"),
     ] = None
+    # A live sweep shows its upload is live every 1/20 of this; a killed one stops showing it.
+    s3_orphan_after: Annotated[
+        FiniteFloat,
+        _bounded(1, 7 * 86400, "a number"),
+        _help("seconds without a sign of life after which an open upload of this output "
+              "template is a dead sweep's, and aborted"),
+    ] = 600.0  # fmt: skip
     max_accounts_in_flight: Annotated[
         int,
         _bounded(1, 4096, "an integer"),
@@ -448,6 +488,14 @@ class Settings:
         bool,
         _help("with --org: also the organizations access report (root, OUs, accounts)"),
         Flag("--org-access-report", switch=True, org=True),
+    ] = False
+    policy_documents: Annotated[
+        bool,
+        _help(
+            "also write a policy_document line per policy (GetAccountAuthorizationDetails), "
+            "the input of `collector report rightsize`"
+        ),
+        Flag("--policy-documents", switch=True),
     ] = False
     rates: Rates = field(default_factory=Rates)
     org: OrgSettings = field(default_factory=OrgSettings)

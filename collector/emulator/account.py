@@ -114,10 +114,67 @@ def _statement(rng: random.Random, namespace: str) -> dict[str, Any]:
     return {"Effect": "Allow", "Action": actions, "Resource": "*"}
 
 
-def _document(rng: random.Random, namespaces: Sequence[str]) -> str:
-    return json.dumps(
-        {"Version": "2012-10-17", "Statement": [_statement(rng, ns) for ns in namespaces]}
-    )
+# What real policies add around their grants. Conditions and Deny statements change no
+# service a report lists (Access Advisor lists what Allow statements allow); they are there so
+# that whatever reads the documents (report rightsize) meets them.
+_CONDITIONS: tuple[dict[str, Any], ...] = (
+    {"StringEquals": {"aws:RequestedRegion": ["us-east-1", "eu-west-1"]}},
+    {"Bool": {"aws:SecureTransport": "true"}},
+    {"IpAddress": {"aws:SourceIp": ["10.0.0.0/8", "192.168.0.0/16"]}},
+    {"StringEquals": {"aws:PrincipalTag/team": "${aws:PrincipalTag/team}"}},
+)
+_CONDITION_SHARE = 0.3
+_DENY_SHARE = 0.2
+_REGION_LOCK = {
+    "Sid": "DenyOutsideApprovedRegions",
+    "Effect": "Deny",
+    "NotAction": ["iam:*", "sts:*", "organizations:*", "support:*"],
+    "Resource": "*",
+    "Condition": {"StringNotEquals": {"aws:RequestedRegion": ["us-east-1", "eu-west-1"]}},
+}
+# One customer-managed policy per account (the last) is a power-user policy: Allow with
+# NotAction, which grants every service but the ones it names.
+_POWER_USER = json.dumps(
+    {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "EverythingButIdentity",
+                "Effect": "Allow",
+                "NotAction": ["iam:*", "organizations:*", "account:*"],
+                "Resource": "*",
+            },
+            {"Sid": "ReadIdentity", "Effect": "Allow", "Action": ["iam:Get*", "iam:List*"],
+             "Resource": "*"},
+        ],
+    }
+)  # fmt: skip
+
+
+def _decorated(rng: random.Random, statements: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Conditions on some Allow statements, and now and then a Deny statement."""
+    for statement in statements:
+        if rng.random() < _CONDITION_SHARE:
+            statement["Condition"] = rng.choice(_CONDITIONS)
+    if rng.random() < _DENY_SHARE:
+        if rng.random() < 0.5:
+            statements.append(_REGION_LOCK)
+        else:
+            service = str(rng.choice(statements)["Action"][0]).partition(":")[0]
+            statements.append(
+                {
+                    "Sid": "NoDeletes",
+                    "Effect": "Deny",
+                    "Action": f"{service}:Delete*",
+                    "Resource": "*",
+                }
+            )
+    return statements
+
+
+def _document(rng: random.Random, namespaces: Sequence[str], decorate: random.Random) -> str:
+    statements = [_statement(rng, ns) for ns in namespaces]
+    return json.dumps({"Version": "2012-10-17", "Statement": _decorated(decorate, statements)})
 
 
 class _Seeder:
@@ -128,6 +185,8 @@ class _Seeder:
         self.wide: set[int] = set()
         # Its own generator: the default account stays the same whatever the share.
         self.wide_rng = random.Random(f"{seed}:wide")
+        # The same for what decorates the documents: the principals and grants stay put.
+        self.decorate_rng = random.Random(f"{seed}:documents")
         self.wide_share = wide_share
         self.account_id = backend.account_id
         self.rng = random.Random(seed)
@@ -176,10 +235,16 @@ class _Seeder:
             team = _TEAMS[index % len(_TEAMS)]
             namespaces = self._namespaces()
             # The first one is a break-glass admin policy: a principal allowed `*`.
-            document = _ADMIN_DOCUMENT if index == 0 else _document(self.rng, namespaces)
+            document = (
+                _ADMIN_DOCUMENT
+                if index == 0
+                else _document(self.rng, namespaces, self.decorate_rng)
+            )
+            label = "break-glass-admin" if index == 0 else f"{team}-{namespaces[0]}-access"
             if index in self.wide:
                 document = _ADMIN_DOCUMENT
-            label = "break-glass-admin" if index == 0 else f"{team}-{namespaces[0]}-access"
+            elif index == count - 1 and count >= 3:
+                document, label = _POWER_USER, f"{team}-power-user"
             # moto's models are concrete at runtime; mypy sees the CloudFormation
             # hooks they leave unimplemented as abstract.
             policy = ManagedPolicy(  # type: ignore[abstract]
@@ -217,7 +282,7 @@ class _Seeder:
             if policy.arn not in holder.managed_policies:
                 policy.attach_to(holder)
         if self.rng.random() < inline_share:
-            holder.put_policy("inline", _document(self.rng, self._namespaces()))
+            holder.put_policy("inline", _document(self.rng, self._namespaces(), self.decorate_rng))
 
     def _attach_wide(self, customer: Sequence[ManagedPolicy]) -> None:
         holders: list[User | Group | Role] = [

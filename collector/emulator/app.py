@@ -1,6 +1,6 @@
 """The WSGI middleware in front of moto's server: faults and model validation for every IAM
-call, the three Access Advisor operations moto lacks, List calls paged as IAM pages them, and
-the caller's identity; everything else goes through to moto."""
+call, the three Access Advisor operations moto lacks, List calls and GetAccountAuthorizationDetails
+paged as IAM pages them, and the caller's identity; everything else goes through to moto."""
 
 from __future__ import annotations
 
@@ -10,10 +10,13 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from collector.emulator import wire
+from collector.emulator.authdetails import OPERATION as AUTHORIZATION_DETAILS
+from collector.emulator.authdetails import AuthorizationDetails
 from collector.emulator.faults import FaultInjector
 from collector.emulator.identity import caller_arn, get_caller_identity
 from collector.emulator.listing import LISTS, Listings
 from collector.emulator.operations import OPERATIONS, AccessAdvisor
+from collector.emulator.s3ops import s3_operation
 from collector.emulator.stats import MARKER_SUFFIX, SERVED, ServedCalls
 from collector.emulator.stats import current as current_stats
 from collector.emulator.validation import violation
@@ -50,6 +53,7 @@ class EmulatorApp:
         self.account_id = account_id
         self.caller_arn = caller_arn(account_id)
         self.listings = Listings(moto_app, injector)
+        self.details = AuthorizationDetails(injector)
         # Per-second call counts, only when a benchmark asked for them (stats.recording).
         self.stats = stats if stats is not None else current_stats()
 
@@ -61,6 +65,8 @@ class EmulatorApp:
         owner = environ.get("HTTP_X_AMZ_EXPECTED_BUCKET_OWNER")
         if owner is not None and owner != self.account_id and signing_service(environ) == "s3":
             # moto ignores ExpectedBucketOwner; S3 answers 403 when the bucket is someone else's.
+            return _answer(start_response, 403, wire.s3_error("AccessDenied", "Access Denied"))
+        if s3_denied(environ, self.injector.faults.access_denied):
             return _answer(start_response, 403, wire.s3_error("AccessDenied", "Access Denied"))
         service = signing_service(environ) if environ.get("REQUEST_METHOD") == "POST" else None
         if service == "sts":
@@ -87,6 +93,9 @@ class EmulatorApp:
         if operation in OPERATIONS:
             answer = self.advisor.handle(operation, params)
             return _answer(start_response, answer.status, answer.body)
+        if operation == AUTHORIZATION_DETAILS:
+            answer = self.details.handle(self.advisor.directory(), params)
+            return _answer(start_response, answer.status, answer.body)
         if operation in LISTS:
             answer = self.listings.handle(operation, params, environ)
             return _answer(start_response, answer.status, answer.body)
@@ -101,8 +110,18 @@ class EmulatorApp:
         """GetCallerIdentity names the caller AccessDenied names; other STS calls go to moto."""
         params = form_params(environ)
         if params.get("Action") == "GetCallerIdentity":
+            if "GetCallerIdentity" in self.injector.faults.access_denied:
+                message = (
+                    f"User: {self.caller_arn} is not authorized to perform: sts:GetCallerIdentity"
+                )
+                return _answer(start_response, 403, wire.error("AccessDenied", message, 403))
             return _answer(start_response, 200, get_caller_identity(self.account_id))
         return self.moto_app(environ, start_response)
+
+
+def s3_denied(environ: dict[str, Any], denied: frozenset[str]) -> bool:
+    """Whether the request is an S3 operation the --access-denied knob names."""
+    return bool(denied) and signing_service(environ) == "s3" and s3_operation(environ) in denied
 
 
 def form_params(environ: dict[str, Any]) -> dict[str, str]:

@@ -7,6 +7,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from xml.sax.saxutils import escape
 
@@ -15,7 +16,7 @@ from moto.iam.models import IAMBackend, Role
 from collector.emulator.wire import request_id
 
 STS_NAMESPACE = "https://sts.amazonaws.com/doc/2011-06-15/"
-_ROLE_ARN = re.compile(r"^arn:aws:iam::(?P<account>\d{12}):role/(?P<name>[\w+=,.@/-]+)$")
+_ROLE_ARN = re.compile(r"^arn:aws:iam::(?P<account>[0-9]{12}):role/(?P<name>[\w+=,.@/-]+)$")
 _SESSION_NAME = re.compile(r"^[\w+=,.@-]{2,64}$")
 _MIN_DURATION, _DEFAULT_DURATION = 900, 3600
 
@@ -28,6 +29,8 @@ class Caller:
     arn: str  # arn:aws:iam::…:user/… or arn:aws:sts::…:assumed-role/ROLE/SESSION
     role_arn: str | None = None  # the IAM role behind an assumed-role session
     access_key: str | None = None  # the session's access key id
+    expires: datetime | None = None  # when the session's credentials stop working
+    permitted: bool = True  # False: the role has no permission policy (IAM denies it all)
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +173,11 @@ def check_assume_role(
     ):
         return denied
     return _check_duration(params.get("DurationSeconds"), role)
+
+
+def duration(params: Mapping[str, str]) -> int:
+    """The lifetime, in seconds, of the credentials a granted AssumeRole issues."""
+    return int(params.get("DurationSeconds") or _DEFAULT_DURATION)
 
 
 def _check_duration(raw: str | None, role: Role) -> Denial | None:

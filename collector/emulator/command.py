@@ -142,8 +142,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="OP",
-        help="IAM operation answering AccessDenied (403); repeatable, "
-        "e.g. --access-denied ListUsers",
+        help="operation answering AccessDenied (403): IAM, sts:GetCallerIdentity, S3 (PutObject, "
+        "CreateMultipartUpload, ListMultipartUploads, ...) or, with --accounts, Organizations; "
+        "repeatable, e.g. --access-denied ListUsers",
+    )
+    faults.add_argument(
+        "--markerless",
+        action="append",
+        default=[],
+        metavar="OP",
+        help="IAM operation whose truncated pages say IsTruncated=true without a Marker (an "
+        "answer the API forbids; with --short-page-max); repeatable, e.g. --markerless ListUsers",
     )
     add_org_arguments(parser)
 
@@ -161,6 +170,7 @@ def options_from(args: argparse.Namespace) -> EmulatorOptions:
         lost_job_share=args.lost_job_share,
         short_page_max=args.short_page_max,
         access_denied=frozenset(args.access_denied),
+        markerless=frozenset(args.markerless),
     )
     return EmulatorOptions(
         principals=args.principals,

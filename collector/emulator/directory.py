@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from moto.iam.models import AWSManagedPolicy, Group, IAMBackend, ManagedPolicy, Role, User
 
@@ -14,7 +14,7 @@ EntityType = Literal["USER", "ROLE", "GROUP"]
 
 # arn:aws:iam::<account|aws>:<kind><path><name>; the path is "/" or "/a/b/".
 ARN_PATTERN = re.compile(
-    r"^arn:aws:iam::(?P<account>\d{12}|aws):(?P<kind>user|group|role|policy)(?P<rest>/.*[^/])$"
+    r"^arn:aws:iam::(?P<account>[0-9]{12}|aws):(?P<kind>user|group|role|policy)(?P<rest>/.*[^/])$"
 )
 
 
@@ -55,11 +55,17 @@ def _entity(obj: User | Role | Group) -> Entity:
     return Entity(arn=obj.arn, name=obj.name, type=kind, id=obj.id, path=obj.path)
 
 
-def _document(policy: ManagedPolicy) -> str:
+def default_version(policy: ManagedPolicy) -> Any:
+    """The policy's default version (moto's PolicyVersion), or None."""
     for version in policy.versions:
         if version.is_default:
-            return str(version.document)
-    return "{}"
+            return version
+    return None
+
+
+def _document(policy: ManagedPolicy) -> str:
+    version = default_version(policy)
+    return "{}" if version is None else str(version.document)
 
 
 class Directory:
@@ -140,6 +146,14 @@ class Directory:
             documents.extend(str(text) for text in holder.policies.values())
             documents.extend(_document(policy) for policy in holder.managed_policies.values())
         return documents
+
+    def holders(self, policy_arn: str) -> list[User | Role | Group]:
+        """The users, roles and groups a managed policy is attached to."""
+        return list(self._attached.get(policy_arn, ()))
+
+    def groups_of(self, user_arn: str) -> list[Group]:
+        """The groups a user is a member of."""
+        return list(self._groups_of_user.get(user_arn, ()))
 
     def report_entities(self, obj: User | Group | Role | ManagedPolicy) -> list[Entity]:
         """The entities a WithEntities report lists: members, attachments, or itself."""

@@ -57,7 +57,12 @@ class Faults:
     deleted_share: float = 0.0  # principals listed but answering NoSuchEntity on Generate
     lost_job_share: float = 0.0  # principals whose first job is unknown when read
     short_page_max: int = 0  # >0: pages hold at most this many items (varying)
-    access_denied: frozenset[str] = frozenset()  # operations answering AccessDenied
+    # Operations answering AccessDenied: IAM ones, GetCallerIdentity, S3 ones (app.s3_denied),
+    # and in an organisation its Organizations ones.
+    access_denied: frozenset[str] = frozenset()
+    # Operations whose truncated pages say IsTruncated=true and carry no Marker: an answer the
+    # API contract forbids (a client can only stop there, a page short, or fail).
+    markerless: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         for name in (
@@ -205,6 +210,10 @@ class FaultInjector:
             with self.rng_lock:
                 return self.rng.uniform(latency.low, latency.high)
         return float(latency)
+
+    def marker(self, operation: str, marker: str) -> str | None:
+        """The Marker a truncated page of `operation` carries: none with the markerless knob."""
+        return None if operation in self.faults.markerless else marker
 
     def page_size(self, max_items: int) -> int:
         """How many items the next page holds: MaxItems, or fewer with the short-pages knob."""

@@ -7,10 +7,13 @@ job_created, job_completed) and error messages are left out.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+from moto.iam.models import AWSManagedPolicy
+
 from collector.emulator.activity import ActivityModel
-from collector.emulator.directory import Directory, IamPrincipal
+from collector.emulator.directory import Directory, IamPrincipal, default_version
 from collector.emulator.faults import Fate, Faults, failure, fate
 from collector.emulator.reports import GRANULARITIES, Report, build_report
 from collector.emulator.wire import timestamp
@@ -105,6 +108,45 @@ def _records(account_id: str, report: Report, entities: EntitiesMode) -> list[Re
     return records
 
 
+def policy_documents(directory: Directory, account_id: str) -> list[Record]:
+    """The policy_document records of the account: customer-managed and attached AWS-managed
+    policies (by ARN), then the inline policies of users, groups and roles."""
+    records: list[Record] = []
+    common = {"record": "policy_document", "schema": 1, "account_id": account_id}
+    for arn in sorted(directory.policies):
+        policy = directory.policies[arn]
+        holders = sorted(holder.arn for holder in directory.holders(arn))
+        if isinstance(policy, AWSManagedPolicy) and not holders:
+            continue
+        version = default_version(policy)
+        records.append(
+            common
+            | {
+                "policy_arn": arn,
+                "owner_arn": None,
+                "policy_name": policy.name,
+                "version_id": version.version_id,
+                "document": json.loads(str(version.document)),
+                "attached_to": holders,
+            }
+        )
+    for index in (directory.users, directory.groups, directory.roles):
+        for owner in sorted(index):
+            for name, text in sorted(index[owner].policies.items()):
+                records.append(
+                    common
+                    | {
+                        "policy_arn": None,
+                        "owner_arn": owner,
+                        "policy_name": name,
+                        "version_id": None,
+                        "document": json.loads(str(text)),
+                        "attached_to": [owner],
+                    }
+                )
+    return records
+
+
 def ground_truth(
     directory: Directory,
     activity: ActivityModel,
@@ -113,8 +155,10 @@ def ground_truth(
     granularity: str = "SERVICE_LEVEL",
     entities: EntitiesMode = "accessed",
     aws_managed_policies: bool = False,
+    with_policy_documents: bool = False,
 ) -> list[Record]:
-    """Every record of a complete sweep, principal by principal in a fixed order."""
+    """Every record of a complete sweep, principal by principal in a fixed order; with
+    `with_policy_documents`, the account's policy_document records after them."""
     if granularity not in GRANULARITIES:
         raise ValueError(f"granularity must be one of {GRANULARITIES}")
     if entities not in ("none", "accessed", "all"):
@@ -132,4 +176,6 @@ def ground_truth(
         else:
             report = build_report(directory, activity, principal.arn, granularity)
             records.extend(_records(account_id, report, entities))
+    if with_policy_documents:
+        records.extend(policy_documents(directory, account_id))
     return records

@@ -97,7 +97,10 @@ class Listings:
             wire.members(LISTS[operation], matching[offset:end]),
             # IAM always says whether there is more, and gives a Marker only when there is.
             wire.element("IsTruncated", more),
-            wire.element("Marker", _encode_marker(operation, end) if more else None),
+            wire.element(
+                "Marker",
+                self.injector.marker(operation, _encode_marker(operation, end)) if more else None,
+            ),
         ]
         return Answer(200, wire.response(operation, parts))
 

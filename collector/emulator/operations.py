@@ -204,15 +204,16 @@ class AccessAdvisor:
             "Error", [wire.element("Message", message), wire.element("Code", code)]
         )
 
-    def _page(self, items: Sequence[T], params: Mapping[str, str]) -> tuple[Sequence[T], str]:
+    def _page(
+        self, operation: str, items: Sequence[T], params: Mapping[str, str]
+    ) -> tuple[Sequence[T], str]:
         max_items = _max_items(params)
         offset = marker_offset(params, _MARKER_KIND, len(items))
         end = offset + self.injector.page_size(max_items)
         page = items[offset:end]
         more = end < len(items)
-        tail = wire.element("IsTruncated", more) + (
-            wire.element("Marker", encode_marker(_MARKER_KIND, end)) if more else ""
-        )
+        marker = self.injector.marker(operation, encode_marker(_MARKER_KIND, end))
+        tail = wire.element("IsTruncated", more) + (wire.element("Marker", marker) if more else "")
         return page, tail
 
     def get_details(self, params: Mapping[str, str]) -> Answer:
@@ -225,7 +226,7 @@ class AccessAdvisor:
         services: Sequence[ServiceRow] = ()
         if status == "COMPLETED" and job.report is not None:
             services = job.report.services
-        page, tail = self._page(services, params)
+        page, tail = self._page("GetServiceLastAccessedDetails", services, params)
         parts = [
             wire.element("JobStatus", status),
             wire.element("JobType", job.granularity),
@@ -249,7 +250,7 @@ class AccessAdvisor:
         rows: Sequence[EntityRow] = ()
         if status == "COMPLETED" and job.report is not None:
             rows = job.report.entities.get(namespace, ())
-        page, tail = self._page(rows, params)
+        page, tail = self._page("GetServiceLastAccessedDetailsWithEntities", rows, params)
         parts = [
             wire.element("JobStatus", status),
             *self._dates(job, status),

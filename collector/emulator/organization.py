@@ -41,6 +41,18 @@ _AUDIT_ACTIONS = (
     "iam:ListRoles",
     "iam:ListPolicies",
 )
+# What one member account can be made to do wrong (`OrgOptions.member_faults`).
+MEMBER_FAULTS: dict[str, str] = {
+    "no-permissions": "the audit role trusts the caller but has no permission policy: "
+    "every IAM call of its sessions answers AccessDenied",
+    "iam-5xx": "every IAM call in the account answers 500 ServiceFailure or 503",
+    "assume-empty": "AssumeRole into the account answers 200 with an empty body",
+    "assume-html": "AssumeRole answers 200 with an HTML page (a proxy's, say)",
+    "assume-bad-expiry": "AssumeRole answers credentials whose Expiration is not a timestamp",
+    "assume-expired": "AssumeRole answers credentials that expired an hour ago",
+    "assume-hang": "AssumeRole never answers (until the emulator stops)",
+    "refresh-denied": "the first AssumeRole into the account works; every later one is denied",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +74,12 @@ class OrgOptions:
     scp_denied: tuple[str, ...] = ()  # namespaces an SCP on the `sandbox` OU denies
     report_latency: float = 0.0  # seconds an organizations access report stays IN_PROGRESS
     report_failed_share: float = 0.0  # share of entity paths whose reports end FAILED
+    # (member number, fault of MEMBER_FAULTS): members are numbered from 1 in join order, the
+    # number their names end in (prod-01 is 1, dev-02 is 2).
+    member_faults: tuple[tuple[int, str], ...] = ()
+    # Lifetime of the credentials AssumeRole grants, whatever DurationSeconds asked; None: what
+    # was asked, as AWS does. A short grant brings a sweep's credential refresh within seconds.
+    session_seconds: int | None = None
 
     def __post_init__(self) -> None:
         if self.accounts < 1:
@@ -87,6 +105,20 @@ class OrgOptions:
             raise ValueError("report_latency must be >= 0")
         if not 0.0 <= self.report_failed_share <= 1.0:
             raise ValueError("report_failed_share must be within 0..1")
+        numbers = [number for number, _ in self.member_faults]
+        for number, fault in self.member_faults:
+            if not 1 <= number <= self.accounts - 1:
+                raise ValueError(
+                    f"member fault {number}={fault}: members are numbered 1..{self.accounts - 1}"
+                )
+            if fault not in MEMBER_FAULTS:
+                raise ValueError(
+                    f"unknown member fault {fault!r} (known: {', '.join(MEMBER_FAULTS)})"
+                )
+        if len(set(numbers)) != len(numbers):
+            raise ValueError("a member is given two faults")
+        if self.session_seconds is not None and self.session_seconds < 1:
+            raise ValueError("session_seconds must be >= 1")
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +144,7 @@ class OrgAccount:
     management: bool
     audit_role: bool  # whether the audit role exists in it
     seed: int  # seed of its IAM account and activity
+    fault: str | None = None  # one of MEMBER_FAULTS, or None
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,6 +212,7 @@ def plan(options: OrgOptions) -> OrgLayout:
         units[name] = OrgUnit(unit_id, name, parent_unit.id, f"{parent_unit.path}/{unit_id}")
     ids = _account_ids(seed, options.accounts)
     members = len(ids) - 1
+    faults = dict(options.member_faults)
     accounts = [
         OrgAccount(
             id=ids[0],
@@ -216,6 +250,7 @@ def plan(options: OrgOptions) -> OrgLayout:
                 # Closed accounts keep their role; their state is what denies.
                 audit_role=not closed < from_end <= knobs,
                 seed=_hash(seed, "account-seed", account_id) % 2**31,
+                fault=faults.get(index + 1),
             )
         )
     return OrgLayout(org_id, root.id, ids[0], tuple(units.values()), tuple(accounts))
@@ -233,8 +268,11 @@ def trust_policy(management_account_id: str, external_id: str | None) -> str:
     return json.dumps({"Version": "2012-10-17", "Statement": [statement]})
 
 
-def add_audit_role(backend: IAMBackend, options: OrgOptions, management_account_id: str) -> None:
-    """Create the audit role (trust + a read-only Access Advisor permission policy)."""
+def add_audit_role(
+    backend: IAMBackend, options: OrgOptions, management_account_id: str, *, permitted: bool = True
+) -> None:
+    """Create the audit role (trust + a read-only Access Advisor permission policy, unless not
+    `permitted`: a role whose permission policy was forgotten)."""
     backend.create_role(
         role_name=options.audit_role,
         assume_role_policy_document=trust_policy(management_account_id, options.external_id),
@@ -244,6 +282,8 @@ def add_audit_role(backend: IAMBackend, options: OrgOptions, management_account_
         tags=[],
         max_session_duration="3600",
     )
+    if not permitted:
+        return
     permissions = {
         "Version": "2012-10-17",
         "Statement": [{"Effect": "Allow", "Action": list(_AUDIT_ACTIONS), "Resource": "*"}],

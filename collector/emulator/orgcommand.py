@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from collector.emulator.argtypes import count, seconds, share
-from collector.emulator.organization import OrgOptions
+from collector.emulator.organization import MEMBER_FAULTS, OrgOptions
 from collector.emulator.server import EmulatorOptions
 
 # Options that mean nothing without --accounts, with their defaults.
@@ -18,7 +18,25 @@ _ORG_ONLY: dict[str, object] = {
     "scp_deny": [],
     "report_latency": 0.0,
     "report_failed_share": 0.0,
+    "member_fault": [],
+    "session_seconds": None,
 }
+
+
+def _member_fault(text: str) -> tuple[int, str]:
+    number, sep, fault = text.partition("=")
+    if not sep or not number.isascii() or not number.isdigit() or fault not in MEMBER_FAULTS:
+        raise argparse.ArgumentTypeError(
+            f"expected MEMBER=FAULT (MEMBER a number from 1, FAULT one of "
+            f"{', '.join(MEMBER_FAULTS)}), got {text!r}"
+        )
+    return int(number), fault
+
+
+def _lifetime(text: str) -> int:
+    if not text.isascii() or not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of seconds >= 1, got {text!r}")
+    return int(text)
 
 
 def add_org_arguments(parser: argparse.ArgumentParser) -> None:
@@ -83,6 +101,24 @@ def add_org_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="SHARE",
         help="share of entity paths whose organizations access reports end FAILED",
     )
+    org.add_argument(
+        "--member-fault",
+        type=_member_fault,
+        action="append",
+        default=[],
+        metavar="MEMBER=FAULT",
+        help="what one member account does wrong (members numbered from 1, as their names end): "
+        + "; ".join(f"{name}: {what}" for name, what in MEMBER_FAULTS.items())
+        + "; repeatable",
+    )
+    org.add_argument(
+        "--session-seconds",
+        type=_lifetime,
+        default=None,
+        metavar="SECONDS",
+        help="lifetime of the credentials AssumeRole grants, whatever was asked (default: what "
+        "was asked, as AWS)",
+    )
 
 
 def org_options_from(args: argparse.Namespace, base: EmulatorOptions) -> OrgOptions | None:
@@ -110,4 +146,6 @@ def org_options_from(args: argparse.Namespace, base: EmulatorOptions) -> OrgOpti
         scp_denied=tuple(args.scp_deny),
         report_latency=args.report_latency,
         report_failed_share=args.report_failed_share,
+        member_faults=tuple(args.member_fault),
+        session_seconds=args.session_seconds,
     )

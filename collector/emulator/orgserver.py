@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -86,6 +87,7 @@ class Organization:
         reports: ReportSource,
         seed_seconds: float,
         access_reports: OrgAccessReports | None = None,
+        app: OrgApp | None = None,
     ) -> None:
         self.options = options
         self.endpoint = endpoint
@@ -100,6 +102,12 @@ class Organization:
         self._reports = reports
         # The server's report jobs (tests freeze its clock to hold a job IN_PROGRESS).
         self.access_reports = access_reports
+        # The router (tests move its clock to expire assumed-role sessions).
+        self.app = app
+
+    def assume_role_calls(self, account_id: str) -> int:
+        """How many AssumeRole requests into the account the server has received."""
+        return 0 if self.app is None else self.app.assume_role_calls(account_id)
 
     def account(self, account_id: str) -> OrgAccount:
         """The account with this id; raises KeyError."""
@@ -201,8 +209,12 @@ def _serve(options: OrgOptions, layout: OrgLayout) -> Iterator[Organization]:
         backend.reset()
         seed_account(backend, options.principals, account.seed)
         if account.audit_role:
-            add_audit_role(backend, options, layout.management_account_id)
-        injector = FaultInjector(options.faults, account.seed)
+            permitted = account.fault != "no-permissions"
+            add_audit_role(backend, options, layout.management_account_id, permitted=permitted)
+        iam_faults = options.faults
+        if account.fault == "iam-5xx":
+            iam_faults = replace(iam_faults, transient_share=1.0)
+        injector = FaultInjector(iam_faults, account.seed)
         activity = ActivityModel(account.seed, now)
         advisors[account.id] = AccessAdvisor(
             backend, activity, options.faults, injector, JobStore()
@@ -220,11 +232,16 @@ def _serve(options: OrgOptions, layout: OrgLayout) -> Iterator[Organization]:
         options.report_failed_share,
     )
     states = {account.id: account.state for account in layout.accounts}
-    app = OrgApp(moto_app, apps, layout.management_account_id, states, reports)
-    with serving(app, options.port, "collector-emulator-org") as endpoint:
+    member_faults = {account.id: account.fault for account in layout.accounts if account.fault}
+    app = OrgApp(
+        moto_app, apps, layout.management_account_id, states, reports,
+        faults=member_faults, session_seconds=options.session_seconds,
+    )  # fmt: skip
+    with serving(app, options.port, "collector-emulator-org") as endpoint, app.closing():
         organization = Organization(
-            options, endpoint, layout, advisors, source, seed_seconds, access_reports=reports
-        )
+            options, endpoint, layout, advisors, source, seed_seconds, access_reports=reports,
+            app=app,
+        )  # fmt: skip
         log.info(
             "collector.emulator.org_started endpoint=%s organization=%s management=%s "
             "accounts=%d principals=%d seed=%d seed_seconds=%.3f",

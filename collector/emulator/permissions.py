@@ -10,7 +10,8 @@ from typing import Any
 
 from collector.emulator.catalog import SERVICES
 
-# Namespace -> lowercase action patterns granted in it ("*" = every action).
+# Namespace -> lowercase action patterns granted in it ("*" = every action; "!a|b" = every
+# action but those matching a or b, from Allow + NotAction).
 Grants = Mapping[str, frozenset[str]]
 
 
@@ -62,16 +63,15 @@ def _grant_action(grants: dict[str, set[str]], action: str) -> None:
 
 
 def _grant_not_actions(grants: dict[str, set[str]], not_actions: list[Any]) -> None:
-    # Allow + NotAction grants everything except what is listed; a service is
-    # left out only when all of its actions are excluded (`svc:*`).
-    excluded = {
-        service
-        for service, name in (_split(a) for a in not_actions if isinstance(a, str))
-        if name == "*"
-    }
+    # Allow + NotAction grants everything except what is listed; a service is left out only
+    # when all of its actions are excluded (`svc:*`). Of the others, the listed actions are
+    # left out: the pattern `!a|b` means every action but those matching `a` or `b`.
+    listed = [_split(a) for a in not_actions if isinstance(a, str)]
     for namespace in SERVICES:
-        if namespace not in excluded:
-            grants.setdefault(namespace, set()).add("*")
+        names = {name for service, name in listed if fnmatch.fnmatchcase(namespace, service)}
+        if "*" in names:
+            continue
+        grants.setdefault(namespace, set()).add("!" + "|".join(sorted(names)) if names else "*")
 
 
 def merge_grants(documents: Iterable[str]) -> Grants:
@@ -83,12 +83,14 @@ def merge_grants(documents: Iterable[str]) -> Grants:
     return {namespace: frozenset(patterns) for namespace, patterns in merged.items()}
 
 
+def _allows(pattern: str, action: str) -> bool:
+    if pattern.startswith("!"):  # every action but these (Allow + NotAction)
+        return not any(fnmatch.fnmatchcase(action, p) for p in pattern[1:].split("|"))
+    return fnmatch.fnmatchcase(action, pattern)
+
+
 def allowed_actions(patterns: frozenset[str], actions: Iterable[str]) -> list[str]:
-    """The actions (by name) that any of the lowercase patterns matches."""
+    """The actions (by name) that any of the lowercase patterns allows."""
     if "*" in patterns:
         return list(actions)
-    return [
-        action
-        for action in actions
-        if any(fnmatch.fnmatchcase(action.lower(), pattern) for pattern in patterns)
-    ]
+    return [action for action in actions if any(_allows(p, action.lower()) for p in patterns)]

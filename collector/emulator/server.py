@@ -52,7 +52,9 @@ class EmulatorOptions:
             raise ValueError("port must be within 0..65535")
         if not 0.0 <= self.wide_share <= 1.0:
             raise ValueError("wide_share must be within 0..1")
-        if len(self.account_id) != 12 or not self.account_id.isdigit():
+        if len(self.account_id) != 12 or not (
+            self.account_id.isascii() and self.account_id.isdigit()
+        ):
             raise ValueError("account_id must be 12 digits")
 
 
@@ -79,6 +81,7 @@ class Emulator:
         granularity: str = "SERVICE_LEVEL",
         entities: EntitiesMode = "accessed",
         aws_managed_policies: bool = False,
+        policy_documents: bool = False,
     ) -> list[dict[str, Any]]:
         """The schema-1 records (without run and job fields) a correct sweep writes."""
         return ground_truth(
@@ -89,6 +92,7 @@ class Emulator:
             granularity=granularity,
             entities=entities,
             aws_managed_policies=aws_managed_policies,
+            with_policy_documents=policy_documents,
         )
 
 

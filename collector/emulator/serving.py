@@ -20,6 +20,20 @@ CONNECTION_LIMIT = 4096  # benchmark peers and org sweeps hold hundreds of conne
 POLL_SECONDS = 0.05
 
 
+def raw_uri(app: Any) -> Any:
+    """`app` given the request target as sent, in RAW_URI, where moto reads S3 keys from.
+
+    waitress puts it in REQUEST_URI only; without RAW_URI moto falls back to the decoded
+    PATH_INFO and decodes it again (`%2520` -> ` `), and splits it at a decoded `?`.
+    """
+
+    def with_raw_uri(environ: dict[str, Any], start_response: Any) -> Any:
+        environ.setdefault("RAW_URI", environ.get("REQUEST_URI", ""))
+        return app(environ, start_response)
+
+    return with_raw_uri
+
+
 @contextmanager
 def serving(app: Any, port: int, name: str) -> Iterator[str]:
     """Serve `app` on 127.0.0.1:`port` (0 = a free port) and yield its endpoint URL."""
@@ -28,7 +42,7 @@ def serving(app: Any, port: int, name: str) -> Iterator[str]:
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)
     sockets: dict[int, Any] = {}
     server = create_server(
-        app,
+        raw_uri(app),
         map=sockets,
         host=HOST,
         port=port,

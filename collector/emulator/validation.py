@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from functools import cache
 
 import botocore.session
-from botocore.model import OperationModel, ServiceModel, Shape
+from botocore.model import ListShape, OperationModel, ServiceModel, Shape
 
 # The operations whose contract (ours and the issue's) answers a constraint violation
 # with InvalidInput; every other IAM operation answers ValidationError, as IAM does
@@ -86,11 +86,23 @@ def _problem(shape: Shape, raw: str) -> str | None:
     return None
 
 
+def _list_problems(name: str, item: Shape, params: Mapping[str, str]) -> list[str]:
+    """A list of scalars (`Name.member.N`): each item checked as its shape says."""
+    items = [value for key, value in params.items() if key.startswith(f"{name}.member.")]
+    problems = [problem for value in items if (problem := _problem(item, value)) is not None]
+    if not problems:
+        return []
+    return [
+        f"Value '[{', '.join(items)}]' at '{_wire_name(name)}' failed to satisfy constraint: "
+        f"Member must satisfy constraint: [{problems[0]}]"
+    ]
+
+
 def violation(operation: str, params: Mapping[str, str]) -> Violation | None:
     """The error IAM answers for a request outside its operation's model, or None.
 
-    Only top-level members are checked: scalars fully, lists and structures
-    (sent as `Name.member.1...`) for presence when required.
+    Only top-level members are checked: scalars fully, lists of scalars (sent as
+    `Name.member.1...`) item by item, other lists and structures for presence when required.
     """
     model = _operation(operation)
     if model is None or model.input_shape is None:
@@ -98,6 +110,8 @@ def violation(operation: str, params: Mapping[str, str]) -> Violation | None:
     shape = model.input_shape
     problems: list[str] = []
     for name, member in shape.members.items():
+        if isinstance(member, ListShape) and member.member.type_name in _SCALARS:
+            problems += _list_problems(name, member.member, params)
         raw = params.get(name)
         if raw is None:
             present = any(key.startswith(f"{name}.") for key in params)

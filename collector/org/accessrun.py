@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Collection
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime
@@ -22,14 +21,16 @@ from collector.models import CallStats, Record, iso
 from collector.org.access import OrgAccessReport, org_targets
 from collector.org.manifest import AccountError, OrgAccessEntry, OrgAccessStatus
 from collector.output.files import FileWriter
+from collector.output.runline import run_line, s3_run_line
 from collector.output.s3 import S3Target, S3Writer
 from collector.output.sink import Sink, Writer
 from collector.sweep.shutdown import Shutdown
 
 if TYPE_CHECKING:
     from types_aiobotocore_organizations import OrganizationsClient
+    from types_aiobotocore_s3 import S3Client
 else:
-    OrganizationsClient = Any
+    OrganizationsClient = S3Client = Any
 
 log = structlog.get_logger()
 
@@ -40,24 +41,18 @@ def output_location(manifest: str, run_id: str) -> str:
     return f"{directory}{slash}org-access-{run_id}.jsonl"
 
 
-def finished_report(location: str, run_id: str) -> OrgAccessEntry | None:
-    """The entry of this run's published local report, if it finished (for --resume)."""
+async def finished_report(
+    location: str, run_id: str, s3: S3Client | None, target: S3Target | None
+) -> OrgAccessEntry | None:
+    """The entry of this run's published report, if it finished (for --resume): a local file,
+    or an S3 object read with `s3` (and `target`'s bucket owner)."""
     if location.startswith("s3://"):
-        return None  # an S3 report is generated again: one job per target is cheap
-    try:
-        with Path(location).open("rb") as handle:
-            last = b""
-            for last in handle:  # noqa: B007 - the last line is the run line
-                pass
-        record = json.loads(last)
-    except (OSError, ValueError):
-        return None
-    if not (
-        isinstance(record, dict)
-        and record.get("record") == "run"
-        and record.get("run_id") == run_id
-        and record.get("status") in ("complete", "partial")
-    ):
+        if s3 is None or target is None:
+            raise ValueError("an S3 report location needs an S3 client and target")
+        record = await s3_run_line(s3, location, target, run_id)
+    else:
+        record = await anyio.to_thread.run_sync(run_line, Path(location), run_id)
+    if record is None or record.get("status") not in ("complete", "partial"):
         return None
     log.info("collector.org_access.already_done", output=location)
     records = {str(k): int(v) for k, v in (record.get("records") or {}).items()}

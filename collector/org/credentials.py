@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import random
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
 
+import anyio
+import structlog
 from aiobotocore.config import AioConfig
 from aiobotocore.credentials import (
     AioAssumeRoleCredentialFetcher,
@@ -16,16 +19,15 @@ from aiobotocore.credentials import (
 )
 from aiobotocore.session import AioSession, ClientCreatorContext
 from botocore.credentials import CredentialProvider
-from botocore.exceptions import (
-    BotoCoreError,
-    ClientError,
-    NoCredentialsError,
-    UnknownRegionError,
-)
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, UnknownRegionError
 
 from collector import __version__
+from collector.aws.clients import client_config as call_config
 from collector.aws.http import BoundedHttpSession
-from collector.errors import AssumeRoleError, ConfigError, CredentialsError
+from collector.aws.iam import MALFORMED, Caller, caller_account
+from collector.config.settings import Settings
+from collector.errors import AssumeRoleError, ConfigError, CredentialRefreshError, CredentialsError
+from collector.models import CallStats
 
 if TYPE_CHECKING:
     from types_aiobotocore_sts import STSClient
@@ -35,7 +37,15 @@ SESSION_NAME = re.compile(r"[\w+=,.@-]{2,64}")
 EXTERNAL_ID = re.compile(r"[\w+=,.@:/-]{2,1224}")
 _NOT_IN_SESSION_NAME = re.compile(r"[^\w+=,.@-]")
 DEFAULT_LIFETIME = 3600  # what AWS grants when DurationSeconds is not sent
+MALFORMED_RESPONSE = "MalformedResponse"  # an answer that is not AssumeRole's (HTML, empty...)
+EXPIRED_CREDENTIALS = "ExpiredCredentials"  # an answer whose credentials had already expired
+MALFORMED_ATTEMPTS = 3  # an unusable answer is asked again this often before the account fails
+# After a failed refresh, the next AssumeRole waits this long (doubled per failure, capped):
+# the calls in between keep the current credentials instead of each asking STS again.
+REFRESH_BACKOFF = 2.0
+REFRESH_BACKOFF_MAX = 60.0
 Clock = Callable[[], datetime]
+log = structlog.get_logger()
 
 
 def utc_now() -> datetime:
@@ -83,12 +93,13 @@ def session_name(template: str, run_id: str) -> str:
     raise ConfigError(f"--role-session-name {template!r} must give 2-64 letters, digits or +=,.@-")
 
 
-def _refresh_windows(duration: int | None) -> tuple[int, int]:
+def _refresh_windows(lifetime: float) -> tuple[int, int]:
     """botocore's advisory (15 min) and mandatory (10 min) refresh windows, scaled down for
     short sessions: with 900 s credentials its defaults would call AssumeRole on every request.
+    `lifetime` is what AWS granted (a chained role gets at most an hour, whatever was asked).
     """
-    lifetime = duration or DEFAULT_LIFETIME
-    return min(15 * 60, lifetime // 4), min(10 * 60, lifetime // 6)
+    seconds = int(lifetime)
+    return min(15 * 60, seconds // 4), min(10 * 60, seconds // 6)
 
 
 class _NoCache(dict[str, Any]):
@@ -178,6 +189,94 @@ def _assume_role_error(account_id: str, role_arn: str, error: Exception) -> Exce
     return AssumeRoleError(account_id, role_arn, code, " ".join(message.split())[:300])
 
 
+def _usable(account_id: str, role_arn: str, metadata: Mapping[str, Any], now: datetime) -> datetime:
+    """The expiry of credentials the fetcher made of AssumeRole's answer; AssumeRoleError when
+    they are not credentials, or expired already."""
+    for key in ("access_key", "secret_key", "token"):
+        if not isinstance(metadata.get(key), str) or not metadata[key]:
+            missing = key.replace("_", " ")
+            raise AssumeRoleError(
+                account_id, role_arn, MALFORMED_RESPONSE, f"the answer has no {missing}"
+            )
+    try:
+        expiry = datetime.fromisoformat(str(metadata.get("expiry_time")))
+    except ValueError:
+        raise AssumeRoleError(
+            account_id, role_arn, MALFORMED_RESPONSE,
+            f"the answer's expiry {str(metadata.get('expiry_time'))[:40]!r} is not a time",
+        ) from None  # fmt: skip
+    expiry = expiry if expiry.tzinfo is not None else expiry.replace(tzinfo=UTC)
+    if expiry <= now:
+        raise AssumeRoleError(
+            account_id, role_arn, EXPIRED_CREDENTIALS,
+            f"the answer's credentials expired at {expiry.isoformat()}, before they came "
+            f"(check the clocks of this host and of the STS endpoint)",
+        )  # fmt: skip
+    return expiry
+
+
+class _Refresh:
+    """What aiobotocore calls to renew an account's credentials (`refresh_using`).
+
+    aiobotocore asks on every API call once the credentials are in their refresh window. After
+    a failed AssumeRole this waits a backoff (REFRESH_BACKOFF, doubled per failure, capped)
+    before asking STS again, and meanwhile hands back the current credentials while they are
+    valid for a margin more. So a failing refresh costs one AssumeRole per backoff, not one per
+    call, and logs one line per account, not one per attempt. Once the credentials are that
+    close to expiring and none came, CredentialRefreshError stops the account's sweep.
+    """
+
+    def __init__(
+        self,
+        fetch: Callable[[], Awaitable[tuple[dict[str, Any], datetime]]],
+        first: dict[str, Any],
+        expiry: datetime,
+        *,
+        account_id: str,
+        clock: Clock,
+    ) -> None:
+        self._fetch = fetch
+        self._current, self._expiry = first, expiry
+        self._margin = timedelta(seconds=min(60.0, (expiry - clock()).total_seconds() / 10))
+        self._account_id = account_id
+        self._clock = clock
+        self._failures = 0
+        self._retry_at: datetime | None = None
+        self._error: AssumeRoleError | None = None
+
+    async def __call__(self) -> dict[str, Any]:
+        now = self._clock()
+        if self._retry_at is None or now >= self._retry_at:
+            try:
+                fresh, expiry = await self._fetch()
+            except AssumeRoleError as error:
+                self._failed(error, now)
+            else:
+                if self._failures:
+                    log.info("collector.credentials.refreshed", account_id=self._account_id,
+                             failed_attempts=self._failures)  # fmt: skip
+                self._failures, self._retry_at, self._error = 0, None, None
+                self._current, self._expiry = fresh, expiry
+                return fresh
+        if self._expiry - now > self._margin:
+            return self._current  # still good: aiobotocore keeps them, and asks again later
+        assert self._error is not None  # the last attempt failed, or we would have returned
+        raise CredentialRefreshError(self._account_id, self._error.code, self._error.message)
+
+    def _failed(self, error: AssumeRoleError, now: datetime) -> None:
+        self._failures += 1
+        self._error = error
+        ceiling = min(REFRESH_BACKOFF_MAX, REFRESH_BACKOFF * 2.0 ** (self._failures - 1))
+        wait = ceiling / 2 + random.uniform(0, ceiling / 2)
+        self._retry_at = now + timedelta(seconds=wait)
+        if self._failures == 1:  # one line per failing streak; the account's outcome says the rest
+            log.warning(
+                "collector.credentials.refresh_failed", account_id=self._account_id,
+                code=error.code, message=error.message, expires=self._expiry.isoformat(),
+                retry_seconds=round(wait, 1),
+            )  # fmt: skip
+
+
 async def assumed_credentials(
     base: AioSession,
     account_id: str,
@@ -188,11 +287,12 @@ async def assumed_credentials(
     sts: STSClient | None = None,
 ) -> AioRefreshableCredentials:
     """The role's credentials, fetched now (so a denial shows before any work) and refreshed
-    by aiobotocore itself before they expire: advisory window first (a failure keeps the old
-    ones), then mandatory (a failure raises AssumeRoleError into the call that needed them).
-    `clock` is the time the refresh windows are measured on (tests move it). `sts`: an open
-    STS client of `base` to call AssumeRole with, now and at every refresh (an organisation
-    sweep's one client and connection pool); without it, each call opens a client of its own.
+    by aiobotocore itself before they expire: in the advisory window and then the mandatory one,
+    a failed refresh keeps the current credentials while they last (see _Refresh). An answer
+    that is not credentials (HTML, empty, an expiry that is no time or already past) is asked
+    again, then AssumeRoleError. `clock` is the time the windows are measured on (tests move it).
+    `sts`: an open STS client of `base` to call AssumeRole with, now and at every refresh (an
+    organisation sweep's one client and connection pool); without it, each call opens its own.
     """
     source = await base.get_credentials()
     if source is None:
@@ -217,21 +317,35 @@ async def assumed_credentials(
         cache=_NoCache(),
     )
 
-    async def fetch() -> dict[str, Any]:
-        try:
-            metadata: dict[str, Any] = await fetcher.fetch_credentials()
-        except (ClientError, BotoCoreError) as error:
-            raise _assume_role_error(account_id, role_arn, error) from error
-        return metadata
+    async def fetch() -> tuple[dict[str, Any], datetime]:
+        """Credentials and their expiry; AssumeRoleError when there are none to be had."""
+        for attempt in range(1, MALFORMED_ATTEMPTS + 1):
+            try:
+                metadata: dict[str, Any] = await fetcher.fetch_credentials()
+                return metadata, _usable(account_id, role_arn, metadata, clock())
+            except (ClientError, BotoCoreError) as error:
+                raise _assume_role_error(account_id, role_arn, error) from error
+            except (*MALFORMED, ValueError, TypeError) as error:
+                # botocore could not parse it (HTML, empty, a timestamp that is none).
+                unusable = AssumeRoleError(
+                    account_id, role_arn, MALFORMED_RESPONSE,
+                    " ".join(f"not an AssumeRole answer: {type(error).__name__}: {error}"
+                             .split())[:300],
+                )  # fmt: skip
+            except AssumeRoleError as error:
+                unusable = error
+            if attempt < MALFORMED_ATTEMPTS:
+                await anyio.sleep(0.5 * attempt)
+        raise unusable
 
-    first = await fetch()
-    advisory, mandatory = _refresh_windows(settings.duration_seconds)
+    first, expiry = await fetch()
+    advisory, mandatory = _refresh_windows((expiry - clock()).total_seconds())
     return AioRefreshableCredentials(
         access_key=first["access_key"],
         secret_key=first["secret_key"],
         token=first["token"],
-        expiry_time=datetime.fromisoformat(first["expiry_time"]),
-        refresh_using=fetch,
+        expiry_time=expiry,
+        refresh_using=_Refresh(fetch, first, expiry, account_id=account_id, clock=clock),
         method="assume-role",
         time_fetcher=clock,
         advisory_timeout=advisory,
@@ -287,13 +401,13 @@ async def account_session(
     return session
 
 
-async def caller_account(base: AioSession, settings: AssumeRoleSettings) -> str:
-    """The account the caller's own credentials belong to (sts:GetCallerIdentity)."""
-    try:
-        async with sts_client(base, settings) as sts:
-            identity = await sts.get_caller_identity()
-    except NoCredentialsError as error:
-        raise CredentialsError("no AWS credentials found") from error
-    except (ClientError, BotoCoreError) as error:
-        raise CredentialsError(f"sts:GetCallerIdentity failed: {error}") from error
-    return str(identity["Account"])
+async def session_account(base: AioSession, settings: Settings) -> str:
+    """The account the caller's own credentials belong to: sts:GetCallerIdentity through the
+    one retry policy (aws.iam.caller_account: CredentialsError, exit 3, when it cannot be had)."""
+    async with base.create_client(
+        "sts",
+        region_name=settings.region,
+        endpoint_url=settings.endpoint_url,
+        config=call_config(),  # no botocore retries: the Caller's policy decides
+    ) as sts:
+        return await caller_account(sts, Caller(settings.retry, CallStats()))

@@ -16,7 +16,7 @@ from collector.errors import ConfigError, CredentialsError, OrganizationError
 if TYPE_CHECKING:
     from types_aiobotocore_organizations import OrganizationsClient
 
-ACCOUNT_ID = re.compile(r"\d{12}")
+ACCOUNT_ID = re.compile(r"[0-9]{12}")  # ASCII digits: `\d` takes any Unicode digit
 OU_ID = re.compile(r"ou-[0-9a-z]{4,32}-[a-z0-9]{8,32}")
 ROOT_ID = re.compile(r"r-[0-9a-z]{4,32}")
 ACTIVE = "ACTIVE"
@@ -185,8 +185,15 @@ async def organization_id(client: OrganizationsClient) -> str:
 
 
 def _account(item: dict[str, Any], path: tuple[str, ...] | None = None) -> Account:
+    account_id = item.get("Id")
+    if not isinstance(account_id, str) or ACCOUNT_ID.fullmatch(account_id) is None:
+        raise OrganizationError(
+            "ListAccounts",
+            "MalformedResponse",
+            f"an account id {account_id!r:.40} is not 12 digits",
+        )
     # State replaced the deprecated Status; no fallback to Status on purpose.
-    return Account(id=item["Id"], name=item.get("Name"), state=item.get("State"), path=path)
+    return Account(id=account_id, name=item.get("Name"), state=item.get("State"), path=path)
 
 
 async def _walk(client: OrganizationsClient, starts: Iterable[str]) -> list[Account]:

@@ -13,7 +13,8 @@ from aiobotocore.session import AioSession
 
 from collector.aws.clients import s3_client
 from collector.config.settings import Settings
-from collector.errors import OutputError
+from collector.errors import S3Error
+from collector.org.credentials import session_account
 from collector.org.manifest import Manifest, merge
 from collector.output.s3 import S3Target, s3_call, split
 
@@ -31,8 +32,8 @@ async def _fetch(s3: S3Client, uri: str, local: Path, owner: str) -> bool:
             uri,
             lambda: s3.get_object(Bucket=bucket, Key=key, ExpectedBucketOwner=owner),
         )
-    except OutputError as error:
-        if "NoSuchKey" in str(error):
+    except S3Error as error:
+        if error.code == "NoSuchKey":
             return False
         raise
     async with answer["Body"] as body:
@@ -43,13 +44,10 @@ async def _fetch(s3: S3Client, uri: str, local: Path, owner: str) -> bool:
 async def _merge(args: argparse.Namespace) -> Manifest:
     settings = Settings(endpoint_url=args.endpoint_url)
     session = AioSession()
-    owner = args.s3_bucket_owner
-    if owner is None:
-        async with session.create_client(
-            "sts", region_name=settings.region, endpoint_url=settings.endpoint_url
-        ) as sts:
-            owner = str((await sts.get_caller_identity())["Account"])
-    target = S3Target(owner)
+    # The bucket owner to expect: given, or the caller's own account (the one retry policy;
+    # no credentials or no endpoint is one line, exit 3).
+    owner = args.s3_bucket_owner or await session_account(session, settings)
+    target = S3Target(owner, args.sse_kms_key_id)
     async with s3_client(settings, session) as s3:
         with tempfile.TemporaryDirectory() as scratch:
             paths = []
@@ -68,8 +66,8 @@ async def _merge(args: argparse.Namespace) -> Manifest:
                 await s3_call(
                     args.output,
                     lambda: s3.put_object(
-                        Bucket=bucket, Key=key, Body=body, ServerSideEncryption="AES256",
-                        ExpectedBucketOwner=target.expected_owner, ContentType="application/json",
+                        Bucket=bucket, Key=key, Body=body, ExpectedBucketOwner=owner,
+                        ContentType="application/json", **target.encryption(),
                     ),
                 )  # fmt: skip
     return merged

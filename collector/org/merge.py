@@ -13,7 +13,7 @@ from collector.org.manifeststore import merge_via_s3
 
 
 def _positive(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
+    if not (text.isascii() and text.isdigit()) or int(text) < 1:
         raise argparse.ArgumentTypeError(f"{text!r} is not a positive integer")
     return int(text)
 
@@ -26,12 +26,22 @@ def add_manifest_parser(commands: Any) -> None:
         "merge",
         help="combine the shard manifests of one run into the org manifest",
         description="Exit 0: merged and written; 1: shards or accounts missing or doubled "
-        "(nothing written); 2: usage, or a manifest unreadable; 4: output not writable.",
+        "(nothing written); 2: usage, or a manifest unreadable; 3: no AWS credentials, or S3 "
+        "(or STS) cannot be reached; 4: an S3 object unreadable, or the output not writable.",
     )
     merge_parser.add_argument("shard_manifests", nargs="+", metavar="SHARD_MANIFEST")
     merge_parser.add_argument("--output", "-o", required=True, metavar="FILE")
     merge_parser.add_argument("--endpoint-url", help="S3 (and STS) endpoint, for s3:// paths")
-    merge_parser.add_argument("--s3-bucket-owner", metavar="ACCOUNT_ID")
+    merge_parser.add_argument(
+        "--s3-bucket-owner",
+        metavar="ACCOUNT_ID",
+        help="ExpectedBucketOwner of s3:// paths (default: the caller's account)",
+    )
+    merge_parser.add_argument(
+        "--sse-kms-key-id",
+        metavar="KEY",
+        help="KMS key for an s3:// --output, as for the sweep's objects (default: SSE-S3)",
+    )
     merge_parser.add_argument(
         "--expect-shards", type=_positive, metavar="N", help="fail unless the run had N shards"
     )

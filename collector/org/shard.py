@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from collector.errors import ConfigError
 
 RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
-_SHARD = re.compile(r"(\d+)/(\d+)")
+_SHARD = re.compile(r"([0-9]+)/([0-9]+)")  # ASCII digits: int() also reads Unicode ones
 MAX_SHARDS = 10_000  # AWS Batch arrays stop at 10,000 children; more is a typo
 
 
@@ -65,7 +65,7 @@ def parse_shard(text: str) -> Shard:
 
 def _env_int(env: Mapping[str, str], name: str) -> int:
     value = env[name].strip()
-    if not value.isdigit():
+    if not (value.isascii() and value.isdigit()):
         raise ConfigError(f"{name}={env[name]!r} is not a non-negative integer")
     return int(value)
 

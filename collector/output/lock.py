@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 from pathlib import Path
@@ -18,8 +19,11 @@ class OutputLock:
     The file says who holds it (pid and run id), for the message a second sweep prints.
     """
 
-    def __init__(self, output: Path) -> None:
+    def __init__(
+        self, output: Path, *, advice: str = "wait for it to finish or choose another --output"
+    ) -> None:
         self.path = Path(str(output) + LOCK_SUFFIX)
+        self._advice = advice
         self._fd: int | None = None
 
     @property
@@ -34,9 +38,13 @@ class OutputLock:
                     self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600
                 )
             except OSError as exc:
+                hint = (
+                    "raise the open-files limit (ulimit -n) or lower --max-accounts-in-flight"
+                    if exc.errno in (errno.EMFILE, errno.ENFILE)
+                    else "choose a writable --output or fix the directory's permissions"
+                )
                 raise OutputError(
-                    f"cannot create {self.path}: {exc.strerror or exc}; "
-                    "choose a writable --output or fix the directory's permissions"
+                    f"cannot create {self.path}: {exc.strerror or exc}; {hint}"
                 ) from None
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -46,7 +54,7 @@ class OutputLock:
                 pid, run = [*holder, "?", "?"][:2]
                 raise OutputLockedError(
                     f"another sweep (pid {pid}, run {run}) is writing {str(self.path)[:-5]}; "
-                    "wait for it to finish or choose another --output"
+                    f"{self._advice}"
                 ) from None
             # The holder before us may have unlinked the file after we opened it: then our lock
             # is on a dead inode, and we try again on the file that is there now.

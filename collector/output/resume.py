@@ -17,6 +17,9 @@ from collector.models import RECORD_FIELDS, SCHEMA, Record
 from collector.template import PART_SUFFIX
 
 # Record kinds a resumed file keeps for completed principals; errors and the run line are redone.
+# policy_document lines (--policy-documents) are never kept: they are one set with no completion
+# marker of its own, a stop may have cut it short, and it costs a few calls to read again, so a
+# resumed sweep writes the whole set anew (never twice, never in part).
 KEPT_KINDS = frozenset({"service", "entity", "principal"})
 
 
@@ -64,6 +67,15 @@ def _lines(path: Path) -> Iterator[tuple[bytes, Record | None]]:
                 yield raw, record if isinstance(record, dict) else None
         except (EOFError, zlib.error, gzip.BadGzipFile):
             return
+
+
+def part_run(path: Path, account_id: str) -> str | None:
+    """The run a `.part` belongs to (the run id of its first line of the account), or None."""
+    for _, record in _lines(path):
+        if record is not None and record.get("account_id") == account_id:
+            run_id = record.get("run_id")
+            return run_id if isinstance(run_id, str) else None
+    return None
 
 
 def _belongs(record: Record, account_id: str, run_id: str) -> bool:

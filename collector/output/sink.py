@@ -62,6 +62,8 @@ def _hint(exc: OSError, *, started: bool) -> str:
         return "choose a writable --output or fix the directory's permissions"
     if exc.errno == errno.ENOTDIR:
         return "a parent of the output path is a file; choose another --output"
+    if exc.errno in (errno.EMFILE, errno.ENFILE):
+        return "raise the open-files limit (ulimit -n) or lower --max-accounts-in-flight"
     return "fix the output path and rerun with --resume" if started else "fix the output path"
 
 

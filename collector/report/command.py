@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
+import tempfile
+from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import IO, Any
@@ -63,7 +66,7 @@ def _window_options(parser: argparse.ArgumentParser, *, as_of: bool = True) -> N
 
 
 def add_report_parser(commands: Any) -> None:
-    """Add `report unused|summary|diff|parquet` to the CLI's subcommands."""
+    """Add `report unused|summary|diff|org-unused|rightsize|parquet` to the CLI's subcommands."""
     report = commands.add_parser(
         "report", help="answers from exported JSONL files (needs the report extra)"
     )
@@ -88,6 +91,14 @@ def add_report_parser(commands: Any) -> None:
     org_unused.add_argument("paths", nargs="+", metavar="PATH", help="org-access-*.jsonl files")
     _window_options(org_unused)
     _output_options(org_unused)
+    rightsize = kinds.add_parser(
+        "rightsize",
+        help="per policy: the services not used in N days, and a document without them "
+        "(needs exports of sweep --policy-documents)",
+    )
+    rightsize.add_argument("paths", nargs="+", metavar="PATH", help=paths_help)
+    _window_options(rightsize)
+    _output_options(rightsize)
     parquet = kinds.add_parser("parquet", help="write Parquet partitioned by account and date")
     parquet.add_argument("paths", nargs="+", metavar="PATH", help=paths_help)
     parquet.add_argument("--to", required=True, metavar="DIR", help="the dataset's root folder")
@@ -111,12 +122,15 @@ def _build(args: argparse.Namespace) -> Any:
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
     if args.report_command == "diff":
-        from collector.report.diff import diff_report
+        from collector.report.diff import compare, diff_report
 
         notes = _warnings(load(con, [args.old], "old"), "OLD") + _warnings(
             load(con, [args.new], "new"), "NEW"
         )
-        return diff_report(con, args.days, notes)
+        one_sided = compare(con, args.days)  # csv and json carry no notes: told on stderr
+        for note in one_sided:
+            print(f"collector: warning: {note}", file=sys.stderr)
+        return diff_report(con, args.days, notes + one_sided)
     if args.report_command == "org-unused":
         from collector.report.orgunused import load_org_access, org_unused_report
 
@@ -124,6 +138,11 @@ def _build(args: argparse.Namespace) -> Any:
         for note in notes:
             print(f"collector: warning: {note}", file=sys.stderr)
         return org_unused_report(con, args.as_of or datetime.now(UTC).date(), args.days, notes)
+    if args.report_command == "rightsize":
+        from collector.report.rightsize import rightsize_report
+
+        as_of = args.as_of or datetime.now(UTC).date()
+        return rightsize_report(con, args.paths, as_of, args.days, _warnings)
     runs = load(con, args.paths, "inputs", every_column=args.report_command == "parquet")
     notes = _warnings(runs, "")
     if args.report_command == "parquet":
@@ -154,6 +173,13 @@ def _warnings(runs: Any, side: str) -> list[str]:
 
 def _write(report: Any, fmt: str, out: IO[str], terminal: bool) -> None:
     from collector.report import render
+    from collector.report.rightsize import Rightsize
+
+    if isinstance(report, Rightsize):  # its json is one array, its markdown and html diffs
+        from collector.report.rightsizeout import write
+
+        write(report, fmt, out, terminal=terminal)
+        return
 
     if fmt == "csv":
         render.write_csv(report, out)
@@ -169,14 +195,55 @@ def _write(report: Any, fmt: str, out: IO[str], terminal: bool) -> None:
         render.write_table(report, out, terminal=terminal)
 
 
+def _write_file(report: Any, fmt: str, output: str) -> None:
+    """A private temp file beside `output`, renamed over it once whole.
+
+    The rename replaces a symlink planted at `output` instead of writing through it, the
+    file is 0600 from creation (it maps who uses what, as the exports do), and a failure
+    never leaves a half-written report under the name.
+    """
+    target = Path(output)
+    fd, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            _write(report, fmt, handle, terminal=False)
+        os.replace(temp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        raise
+
+
+@contextlib.contextmanager
+def _private_files() -> Iterator[None]:
+    """Files and folders the report creates (Parquet's, DuckDB's) are the owner's only."""
+    previous = os.umask(0o077)
+    try:
+        yield
+    finally:
+        os.umask(previous)
+
+
 def run_report(args: argparse.Namespace) -> int:
     """Run one report; bad input is one line on stderr and exit 2, never a traceback."""
+    if not args.output and sys.stdout is None:  # started with stdout closed (`>&-`)
+        print(
+            "collector: error: cannot write to stdout: it is closed; give --output a file path",
+            file=sys.stderr,
+        )
+        return EXIT_OUTPUT
+    with _private_files():
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         import duckdb  # noqa: F401
         import rich  # noqa: F401
     except ImportError:
         print(
-            "collector: error: reports need their extra: pip install 'collector[report]'",
+            "collector: error: reports need their extra: "
+            "pip install 'access-advisor-collector[report]'",
             file=sys.stderr,
         )
         return EXIT_USAGE
@@ -190,8 +257,7 @@ def run_report(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     try:
         if args.output:
-            with open(args.output, "w", encoding="utf-8", newline="") as handle:
-                _write(report, fmt, handle, terminal=False)
+            _write_file(report, fmt, args.output)
         else:
             _write(report, fmt, sys.stdout, terminal=sys.stdout.isatty())
     except BrokenPipeError:  # `| head` stopped reading: not an error

@@ -3,13 +3,15 @@
 # Each side is judged as of its own run's date (the UTC date the sweep started), so "newly
 # unused" means: used within N days when OLD ran, not when NEW ran. Service changes are
 # listed for principals reported completely on both sides; accounts on one side only are
-# noted, not diffed (a missing account is not a removal of all its principals).
+# noted, not diffed (a missing account is not a removal of all its principals). With no
+# account on both sides there is nothing to compare: that is an input error, not an empty
+# diff (a header-only CSV would read as "no changes" to a script).
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from collector.report.model import Bars, Report, Table
+from collector.report.model import Bars, Report, ReportInputError, Table
 from collector.report.unused import judged_services
 
 if TYPE_CHECKING:
@@ -38,9 +40,32 @@ def _side(con: duckdb.DuckDBPyConnection, name: str, days: int) -> None:
     )
 
 
-def diff_table(con: duckdb.DuckDBPyConnection, days: int) -> Table:
+def compare(con: duckdb.DuckDBPyConnection, days: int) -> list[str]:
+    """Judge both sides; the accounts on one side only, as notes.
+
+    ReportInputError when no account is on both sides: such a diff would be empty, not "no
+    changes".
+    """
     _side(con, "old", days)
     _side(con, "new", days)
+    one_sided = _one_sided(con)
+    common = con.execute(
+        "SELECT count(*) FROM (SELECT account_id FROM old_seen INTERSECT "
+        "SELECT account_id FROM new_seen)"
+    ).fetchone()
+    if not common or not common[0]:
+        sides = {
+            side: ", ".join(account for where, account in one_sided if where == side) or "none"
+            for side in ("OLD", "NEW")
+        }
+        raise ReportInputError(
+            f"OLD and NEW have no account in common (OLD: {sides['OLD']}; NEW: {sides['NEW']}): "
+            "nothing to compare; give two sweeps of the same account(s)"
+        )
+    return [f"account {account} is only in {side}: not compared" for side, account in one_sided]
+
+
+def diff_table(con: duckdb.DuckDBPyConnection) -> Table:
     order = "[" + ", ".join(f"'{change}'" for change in CHANGES) + "]"
     rows = con.execute(
         f"""
@@ -92,8 +117,9 @@ def diff_table(con: duckdb.DuckDBPyConnection, days: int) -> Table:
     return Table("diff", "Changes from OLD to NEW", columns, rows, detail=True)
 
 
-def _one_sided(con: duckdb.DuckDBPyConnection) -> list[str]:
-    rows = con.execute(
+def _one_sided(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str]]:
+    """(side, account) of each account on one side only."""
+    rows: list[tuple[str, str]] = con.execute(
         """SELECT 'OLD', account_id FROM (SELECT account_id FROM old_seen
                 EXCEPT SELECT account_id FROM new_seen)
            UNION ALL
@@ -101,11 +127,12 @@ def _one_sided(con: duckdb.DuckDBPyConnection) -> list[str]:
                 EXCEPT SELECT account_id FROM old_seen)
            ORDER BY 1, 2"""
     ).fetchall()
-    return [f"account {account} is only in {side}: not compared" for side, account in rows]
+    return rows
 
 
 def diff_report(con: duckdb.DuckDBPyConnection, days: int, notes: list[str]) -> Report:
-    table = diff_table(con, days)
+    """The diff of the sides `compare` judged; `notes` already hold its one-sided accounts."""
+    table = diff_table(con)
     counts = {change: 0 for change in CHANGES}
     for row in table.rows:
         counts[row[0]] += 1
@@ -119,7 +146,7 @@ def diff_report(con: duckdb.DuckDBPyConnection, days: int, notes: list[str]) -> 
     return Report(
         title=f"Changes between two sweeps (unused: {days} days or never, as of each run)",
         tables=[table, totals],
-        notes=notes + _one_sided(con),
+        notes=notes,
         charts=[chart],
         context={"days": str(days)},
     )

@@ -3,22 +3,31 @@
 # A table `NAME` holds every record, typed; `NAME_runs` one row per (account, run) with its
 # status and start; `NAME_cur` the records of the newest run of each account, so a glob over
 # many nights (`out/*/*.jsonl.gz`) reports each account once, from its latest sweep.
+# policy_document lines (`sweep --policy-documents`) describe policies, not reports: they are
+# checked like the rest and then moved to `NAME_documents`, out of the per-principal tables.
+# A sweep's `NAME.part` is read to its last whole line: a killed sweep leaves its last line
+# torn and a gzip stream without its end, which is no fault of the input; the run has no
+# run line, so the file is named in a warning like any unfinished run.
 
 from __future__ import annotations
 
 import glob
 import os
+import tempfile
+import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from collector.report.model import ReportInputError
+from collector.template import PART_SUFFIX
 
 if TYPE_CHECKING:
     import duckdb
 
-KINDS = ("service", "entity", "principal", "error", "run")
+KINDS = ("service", "entity", "principal", "error", "run", "policy_document")
 
 # Every key of schema 1, typed loosely: JSON where a key's type varies by record kind
 # (`entities` is a count on principal lines and a mode on run lines) or is nested.
@@ -62,6 +71,12 @@ SOURCE_COLUMNS = {
     "throttled_calls": "JSON",
     "granularity": "VARCHAR",
     "collector_version": "VARCHAR",
+    "policy_arn": "VARCHAR",
+    "owner_arn": "VARCHAR",
+    "policy_name": "VARCHAR",
+    "version_id": "VARCHAR",
+    "document": "JSON",
+    "attached_to": "JSON",
 }
 
 # What the reports read; parquet loads every column. Fewer columns load much faster
@@ -139,6 +154,39 @@ def expand(patterns: list[str]) -> list[str]:
     return list(dict.fromkeys(files))
 
 
+def _plain_chunks(raw: IO[bytes], gzipped: bool) -> Iterator[bytes]:
+    """The file's bytes, gunzipped as far as the stream goes (no error at a missing end)."""
+    if not gzipped:
+        yield from iter(lambda: raw.read(1 << 20), b"")
+        return
+    inflate = zlib.decompressobj(31)
+    while chunk := raw.read(1 << 20):
+        while chunk:
+            yield inflate.decompress(chunk)
+            if not inflate.eof:
+                break
+            chunk = inflate.unused_data  # a gzip file may hold several members
+            inflate = zlib.decompressobj(31)
+
+
+def _whole_lines(name: str, into: Path) -> str:
+    """A `.part`'s whole lines as a plain file at `into` (private: in our temp folder)."""
+    gzipped = name.removesuffix(PART_SUFFIX).endswith(".gz")
+    written = kept = 0
+    try:
+        with open(name, "rb") as raw, into.open("wb") as out:
+            for chunk in _plain_chunks(raw, gzipped):
+                out.write(chunk)
+                end = chunk.rfind(b"\n")
+                if end >= 0:
+                    kept = written + end + 1
+                written += len(chunk)
+            out.truncate(kept)  # a torn last line goes
+    except (OSError, zlib.error) as error:
+        raise ReportInputError(f"{name}: cannot read: {error}") from None
+    return str(into)
+
+
 def _typed_select(source: str, names: tuple[str, ...]) -> str:
     """Cast the loose source columns, and name the first problem of each bad line."""
     casts = []
@@ -168,7 +216,8 @@ def _typed_select(source: str, names: tuple[str, ...]) -> str:
         WHEN account_id IS NULL OR NOT regexp_full_match(account_id, '[0-9]{{12}}')
             THEN 'account_id ' || coalesce(account_id, 'null') || ' is not 12 digits'
         WHEN run_id IS NULL THEN 'a line without run_id'
-        WHEN record <> 'run' AND (principal_arn IS NULL OR principal_type IS NULL)
+        WHEN record NOT IN ('run', 'policy_document')
+             AND (principal_arn IS NULL OR principal_type IS NULL)
             THEN 'a ' || record || ' line without principal_arn or principal_type'
         WHEN record IN ('service', 'entity') AND service_namespace IS NULL
             THEN 'a ' || record || ' line without service_namespace'
@@ -182,25 +231,46 @@ def _first_line(error: BaseException) -> str:
 
 
 def load(
-    con: duckdb.DuckDBPyConnection, patterns: list[str], name: str, *, every_column: bool = False
+    con: duckdb.DuckDBPyConnection,
+    patterns: list[str],
+    name: str,
+    *,
+    every_column: bool = False,
+    extra: tuple[str, ...] = (),
 ) -> list[Run]:
-    """Load the inputs into table NAME (+ NAME_runs, NAME_cur); return their runs."""
+    """Load the inputs into table NAME (+ NAME_runs, NAME_cur, NAME_documents); return their
+    runs. `extra`: columns a report reads besides REPORT_COLUMNS."""
     import duckdb
 
     files = expand(patterns)
     if not files:
         raise ReportInputError("no input files given")
-    names = tuple(SOURCE_COLUMNS) if every_column else REPORT_COLUMNS
+    names = tuple(SOURCE_COLUMNS) if every_column else (*REPORT_COLUMNS, *extra)
     columns = "{" + ", ".join(f"'{key}': '{SOURCE_COLUMNS[key]}'" for key in names) + "}"
-    file_list = "[" + ", ".join("'" + f.replace("'", "''") + "'" for f in files) + "]"
-    source = (
-        f"read_json({file_list}, format = 'newline_delimited', columns = {columns}, "
-        "filename = true, maximum_object_size = 67108864)"
-    )
-    try:
-        con.execute(f"CREATE TABLE {name} AS {_typed_select(source, names)}")
-    except duckdb.Error as error:
-        raise ReportInputError(f"cannot read the input: {_first_line(error)}") from None
+    with tempfile.TemporaryDirectory(prefix="collector-report-") as tmp:
+        # What DuckDB reads -> the file the user gave.
+        given = {
+            _whole_lines(f, Path(tmp) / f"{i}.jsonl") if f.endswith(PART_SUFFIX) else f: f
+            for i, f in enumerate(files)
+        }
+        file_list = "[" + ", ".join("'" + f.replace("'", "''") + "'" for f in given) + "]"
+        source = (
+            f"read_json({file_list}, format = 'newline_delimited', columns = {columns}, "
+            "filename = true, maximum_object_size = 67108864)"
+        )
+        try:
+            con.execute(f"CREATE TABLE {name} AS {_typed_select(source, names)}")
+        except duckdb.Error as error:
+            message = _first_line(error)
+            for read, original in given.items():
+                message = message.replace(read, original)
+            raise ReportInputError(f"cannot read the input: {message}") from None
+    for read, original in given.items():
+        if read != original:
+            con.execute(
+                f"UPDATE {name} SET file = $original WHERE file = $read",
+                {"original": original, "read": read},
+            )
     bad = con.execute(
         f"SELECT file, problem FROM {name} WHERE problem IS NOT NULL LIMIT 1"
     ).fetchone()
@@ -212,6 +282,10 @@ def load(
     ).fetchone()
     if empty is not None:
         raise ReportInputError(f"{empty[0]}: holds no records")
+    con.execute(
+        f"""CREATE TABLE {name}_documents AS SELECT * FROM {name} WHERE record = 'policy_document';
+        DELETE FROM {name} WHERE record = 'policy_document'"""
+    )
     return _runs(con, name)
 
 

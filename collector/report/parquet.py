@@ -6,10 +6,17 @@
 # run and partition, named by run id: exporting the same sweep again replaces its files, and
 # a new night adds new partitions. Partition columns live in the path only (declare them as
 # `string` in Athena/Glue so account ids keep their leading zeros).
+# DuckDB writes into a private folder inside DIR; each file is then renamed into place
+# through folders opened without following symlinks, so a symlink planted in the tree is
+# replaced (a file) or refused (a folder), never written through.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
+import shutil
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -42,8 +49,6 @@ COLUMNS = {
 
 def export(con: duckdb.DuckDBPyConnection, name: str, runs: list[Run], to: Path) -> Report:
     """Write every run of the inputs; return what was written, one row per file."""
-    import duckdb
-
     undated = [run for run in runs if run.started is None]
     if undated:
         raise ReportInputError(
@@ -52,8 +57,28 @@ def export(con: duckdb.DuckDBPyConnection, name: str, runs: list[Run], to: Path)
         )
     try:
         to.mkdir(parents=True, exist_ok=True)
+        staged = Path(tempfile.mkdtemp(prefix=".collector-parquet-", dir=to))
     except OSError as error:
         raise ReportInputError(f"{to}: cannot create: {error.strerror}") from None
+    try:
+        written = _write(con, name, runs, staged)
+        _place(staged, to)
+    finally:
+        shutil.rmtree(staged, ignore_errors=True)
+    names = ("record", "account_id", "date", "run_id", "rows", "run_status")
+    return Report(
+        title=f"Parquet written under {to}",
+        tables=[Table("parquet", "Files written", names, written)],
+        context={"to": str(to)},
+    )
+
+
+def _write(
+    con: duckdb.DuckDBPyConnection, name: str, runs: list[Run], staged: Path
+) -> list[tuple[object, ...]]:
+    """Every run's Parquet files into the staging folder; one row per file."""
+    import duckdb
+
     written: list[tuple[object, ...]] = []
     for run in runs:
         safe = re.sub(r"[^A-Za-z0-9_.-]", "_", run.run_id)
@@ -65,7 +90,7 @@ def export(con: duckdb.DuckDBPyConnection, name: str, runs: list[Run], to: Path)
             count = con.execute(f"SELECT count(*) FROM ({query})", params).fetchone()
             if not count or not count[0]:
                 continue
-            target = str(to / kind).replace("'", "''")
+            target = str(staged / kind).replace("'", "''")
             try:
                 con.execute(
                     f"""COPY ({query}) TO '{target}' (FORMAT parquet,
@@ -74,14 +99,33 @@ def export(con: duckdb.DuckDBPyConnection, name: str, runs: list[Run], to: Path)
                     params,
                 )
             except duckdb.Error as error:
-                raise ReportInputError(f"{to}: cannot write Parquet: {error}") from None
+                raise ReportInputError(f"{staged.parent}: cannot write Parquet: {error}") from None
             assert run.started is not None
             written.append(
                 (kind, run.account_id, run.started.date(), run.run_id, count[0], run.status)
             )
-    names = ("record", "account_id", "date", "run_id", "rows", "run_status")
-    return Report(
-        title=f"Parquet written under {to}",
-        tables=[Table("parquet", "Files written", names, written)],
-        context={"to": str(to)},
-    )
+    return written
+
+
+def _place(staged: Path, to: Path) -> None:
+    """Rename every staged file to the same place under `to`, never through a symlink."""
+    for path in sorted(p for p in staged.rglob("*") if p.is_file()):
+        *folders, file_name = path.relative_to(staged).parts
+        where = to
+        fd = os.open(to, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            for folder in folders:
+                where = where / folder
+                with contextlib.suppress(FileExistsError):
+                    os.mkdir(folder, 0o700, dir_fd=fd)
+                inner = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
+                os.close(fd)
+                fd = inner
+            os.replace(path, file_name, dst_dir_fd=fd)  # a symlink there is replaced, not followed
+        except OSError as error:
+            raise ReportInputError(
+                f"{where}: cannot write Parquet there: {error.strerror} "
+                "(a symlink or a file where a folder belongs?)"
+            ) from None
+        finally:
+            os.close(fd)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
@@ -17,8 +18,15 @@ from collector.aws.iam import Caller, caller_account
 from collector.config.settings import Settings
 from collector.models import CallStats, Counters, RunContext, iso
 from collector.output.files import FileWriter, check_resumable
-from collector.output.resume import ResumeState, kept_lines, scan
-from collector.output.s3 import S3Target, S3Writer, download, find_resumable
+from collector.output.resume import ResumeState, kept_lines, part_run, scan
+from collector.output.s3 import (
+    S3Target,
+    S3Writer,
+    abort_orphans,
+    download,
+    find_resumable,
+    template_keys,
+)
 from collector.output.sink import Sink, StdoutWriter, Writer
 from collector.sweep.jobs import JobLatencies
 from collector.sweep.pipeline import AccountSweep, SweepResult
@@ -28,14 +36,28 @@ from collector.template import PART_SUFFIX, OutputTemplate
 log = structlog.get_logger()
 
 
+def _other_run(part: str, found: str | None, resume_run: str | None) -> bool:
+    """Whether a `.part` of run `found` must not be resumed by a sweep that resumes only
+    `resume_run` (an org run: its manifest must not name files of another run)."""
+    if resume_run is None or found in (None, resume_run):
+        return False
+    log.warning("collector.resume.other_run", part=part, part_run_id=found, run_id=resume_run)
+    return True
+
+
 def _locked_writer(
-    template: OutputTemplate, account_id: str, run_id: str, resume: bool
+    template: OutputTemplate, account_id: str, run_id: str, resume: bool, resume_run: str | None
 ) -> FileWriter:
-    """The file writer for this sweep, its output locked: fresh, or the newest resumable `.part`.
+    """The file writer for this sweep, its output locked: fresh, or the newest resumable `.part`
+    (only one of run `resume_run`, when given).
 
     Blocking (globs, stat, flock): run it in a thread.
     """
     resume_from = template.resumable(account_id=account_id) if resume else None
+    if resume_from is not None and resume_run is not None:
+        check_resumable(resume_from)
+        if _other_run(str(resume_from), part_run(resume_from, account_id), resume_run):
+            resume_from = None
     if resume_from is None:
         if resume:
             log.warning("collector.resume.nothing_to_resume", template=template.text)
@@ -82,27 +104,47 @@ async def _s3_output(
     account_id: str,
     run_id: str,
     owner: str,
+    resume_run: str | None,
 ) -> AsyncIterator[tuple[S3Writer, ResumeState]]:
-    """The S3 writer, its upload started: fresh, or carrying over the newest `KEY.part`."""
-    target = S3Target(owner, settings.sse_kms_key_id)
+    """The S3 writer, its upload started: fresh, or carrying over the newest `KEY.part` (only
+    one of run `resume_run`, when given).
+
+    Uploads of this template and account that killed sweeps left are completed (resume) or
+    aborted (a fresh run); a live sweep's, which keeps showing a heartbeat, is left alone.
+    """
+    target = S3Target(owner, settings.sse_kms_key_id, settings.s3_orphan_after)
     async with s3_client(settings, session) as s3:
-        part = await find_resumable(s3, template, account_id, target) if settings.resume else None
-        if part is None:
+        part = None
+        if settings.resume:
+            part = await find_resumable(s3, template, account_id, target)
+        else:
+            bucket, prefix, pattern = template_keys(template, account_id)
+            await abort_orphans(s3, bucket, prefix, pattern.fullmatch, target)
+        local, state = None, ResumeState()
+        if part is not None:
+            local = await download(s3, part, target)
+            try:
+                state = await anyio.to_thread.run_sync(partial(scan, local, account_id=account_id))
+            except BaseException:
+                local.unlink(missing_ok=True)
+                raise
+            if _other_run(part, state.run_id, resume_run):
+                local.unlink(missing_ok=True)
+                part, local, state = None, None, ResumeState()
+        if part is None or local is None:
             uri = template.render(account_id=account_id, run_id=run_id, now=datetime.now(UTC))
             writer = S3Writer(s3, uri, target)
             await writer.open()
-            async with _aborted_on_failure(writer):
-                yield writer, ResumeState()
+            async with _aborted_on_failure(writer), writer.kept_alive():
+                yield writer, state
             return
-        local = await download(s3, part, target)
         try:
-            state = await anyio.to_thread.run_sync(partial(scan, local, account_id=account_id))
             writer = S3Writer(s3, part.removesuffix(PART_SUFFIX), target)
             await writer.open(line for _, line in kept_lines(local, state, account_id=account_id))
         finally:
             local.unlink(missing_ok=True)
         log.info("collector.resume.kept", part=part, principals=len(state.completed))
-        async with _aborted_on_failure(writer):
+        async with _aborted_on_failure(writer), writer.kept_alive():
             yield writer, state
 
 
@@ -113,14 +155,32 @@ async def _iam_in_account(
     session: AioSession | None,
     credentials: Mapping[str, str] | None,
     stats: CallStats,
-) -> AsyncIterator[tuple[Any, str]]:
-    """The IAM client and its account id: the client given (left open: its owner closes it),
-    or clients opened here for the session or keys, and the account asked of STS."""
+) -> AsyncIterator[tuple[Any, str, str]]:
+    """The IAM client, its account id and which path its report calls take: the client given
+    (left open: its owner closes it), or clients opened here for the session or keys, and the
+    account asked of STS."""
     if given is not None:
-        yield given.iam, given.account_id
+        yield given.iam, given.account_id, given.report_calls
         return
     async with open_clients(settings, session=session, credentials=credentials) as clients:
-        yield clients.iam, await caller_account(clients.sts, Caller(settings.retry, stats))
+        account_id = await caller_account(clients.sts, Caller(settings.retry, stats))
+        yield clients.iam, account_id, clients.report_calls
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Account:
+    """What one account's sweep runs with, whichever output it writes to."""
+
+    settings: Settings
+    iam: Any
+    account_id: str
+    run_id: str
+    shutdown: Shutdown
+    counters: Counters | None
+    stats: CallStats
+    latencies: JobLatencies | None
+    early_polls: bool = True  # see AccountSweep
+    report_calls: str = "aiobotocore"  # which path the three report calls take (start-up line)
 
 
 async def sweep_account(
@@ -135,6 +195,7 @@ async def sweep_account(
     output_owner: str | None = None,
     credentials: Mapping[str, str] | None = None,
     latencies: JobLatencies | None = None,
+    resume_run: str | None = None,
     account: AccountIam | None = None,
     early_polls: bool = True,
 ) -> SweepResult:
@@ -143,8 +204,9 @@ async def sweep_account(
     An organisation sweep hands each account its copy of one shared IAM client (`account`),
     writes S3 output with `output_session`, the caller's own, not the role's, to a bucket
     expected to belong to `output_owner` (the caller's account), learns job latency across
-    its accounts (`latencies`) and polls no job before it is due (`early_polls`: see
-    AccountSweep).
+    its accounts (`latencies`), polls no job before it is due (`early_polls`: see
+    AccountSweep), and resumes only a `.part` of its own run (`resume_run`); a single sweep
+    resumes the newest `.part`, whatever its run.
     """
     stats = stats or CallStats()
     template = OutputTemplate.parse(settings.output)
@@ -154,71 +216,65 @@ async def sweep_account(
     elif not template.is_s3 and not template.needs_account:
         # The name is known without AWS: a second sweep on it stops before any call.
         early = await anyio.to_thread.run_sync(
-            _locked_writer, template, "", run_id, settings.resume
+            _locked_writer, template, "", run_id, settings.resume, resume_run
         )
     try:
         async with _iam_in_account(settings, account, session, credentials, stats) as (
             iam,
             account_id,
+            report_calls,
         ):
-            args = (settings, iam, account_id, run_id, shutdown, counters, stats, latencies,
-                    early_polls)  # fmt: skip
+            swept = _Account(
+                settings=settings, iam=iam, account_id=account_id, run_id=run_id,
+                shutdown=shutdown, counters=counters, stats=stats, latencies=latencies,
+                early_polls=early_polls, report_calls=report_calls,
+            )  # fmt: skip
             if template.is_s3:
                 owner = settings.s3_bucket_owner or output_owner or account_id
                 async with _s3_output(
-                    settings, output_session or session, template, account_id, run_id, owner
-                ) as (writer, state):
-                    return await _run(*args, writer, state)
+                    settings, output_session or session, template, account_id, run_id, owner,
+                    resume_run,
+                ) as (writer, state):  # fmt: skip
+                    return await _run(swept, writer, state)
             if early is None:
                 early = await anyio.to_thread.run_sync(
-                    _locked_writer, template, account_id, run_id, settings.resume
+                    _locked_writer, template, account_id, run_id, settings.resume, resume_run
                 )
             state = ResumeState()
             if isinstance(early, FileWriter):
                 state = await _open_file(early, account_id)
-            return await _run(*args, early, state)
+            return await _run(swept, early, state)
     except BaseException:
         if isinstance(early, FileWriter):
             early.close()
         raise
 
 
-async def _run(
-    settings: Settings,
-    iam: Any,
-    account_id: str,
-    run_id: str,
-    shutdown: Shutdown,
-    counters: Counters | None,
-    stats: CallStats,
-    latencies: JobLatencies | None,
-    early_polls: bool,
-    writer: Writer,
-    state: ResumeState,
-) -> SweepResult:
+async def _run(account: _Account, writer: Writer, state: ResumeState) -> SweepResult:
     """Run the account's sweep into the opened output."""
-    run = RunContext(run_id=state.run_id or run_id, account_id=account_id)
+    run = RunContext(run_id=state.run_id or account.run_id, account_id=account.account_id)
     sweep = AccountSweep(
-        settings,
-        iam,
+        account.settings,
+        account.iam,
         run,
         Sink(writer, state.kept),
         started=state.started or iso(datetime.now(UTC)) or "",
         skip=state.completed,
-        counters=counters,
-        stats=stats,
-        latencies=latencies,
-        early_polls=early_polls,
+        counters=account.counters,
+        stats=account.stats,
+        latencies=account.latencies,
+        early_polls=account.early_polls,
     )
     log.info(
         "collector.sweep.started",
-        account_id=account_id,
+        account_id=account.account_id,
         run_id=run.run_id,
         output=writer.destination,
         resumed_principals=len(state.completed),
+        report_calls=account.report_calls,
     )
     try:
-        with shutdown.watching(sweep):
+        with account.shutdown.watching(sweep):
             return await sweep.run()
     except BaseException:
         with anyio.CancelScope(shield=True):

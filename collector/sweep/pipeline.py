@@ -14,7 +14,15 @@ from anyio.abc import ObjectSendStream
 from anyio.streams.memory import MemoryObjectSendStream
 
 from collector import __version__
-from collector.aws.iam import GENERATE, GET, GET_WITH_ENTITIES, LIST_OPERATIONS, Caller, IamApi
+from collector.aws.iam import (
+    AUTHORIZATION_DETAILS,
+    GENERATE,
+    GET,
+    GET_WITH_ENTITIES,
+    LIST_OPERATIONS,
+    Caller,
+    IamApi,
+)
 from collector.aws.idletokens import IdleTokens
 from collector.aws.ratelimit import TokenBucket
 from collector.config.settings import Rates, Settings
@@ -33,7 +41,7 @@ from collector.models import (
     iso,
 )
 from collector.output.sink import Sink
-from collector.sweep import discover, fetch, jobs
+from collector.sweep import discover, documents, fetch, jobs
 from collector.sweep.env import StageEnv
 from collector.sweep.intake import PrincipalQueue
 from collector.sweep.pools import start_growing_pool, start_pool
@@ -61,7 +69,7 @@ def make_buckets(rates: Rates) -> dict[str, TokenBucket]:
         GET: rates.get,
         GET_WITH_ENTITIES: rates.get_with_entities,
     }
-    ceilings |= dict.fromkeys(LIST_OPERATIONS.values(), rates.list)
+    ceilings |= dict.fromkeys((*LIST_OPERATIONS.values(), AUTHORIZATION_DETAILS), rates.list)
     # Each starts with one second's worth of calls: an account bucket left idle is full.
     return {
         op: TokenBucket(rate, minimum=rates.minimum, initial=int(rate))
@@ -198,6 +206,8 @@ class AccountSweep:
             async with anyio.create_task_group() as intake:
                 for kind in self.settings.discovery.kinds:
                     intake.start_soon(self._discover, kind, queue.sender(), name=f"discover-{kind}")
+                if self.settings.policy_documents:
+                    intake.start_soon(self._documents, records.clone(), name="policy-documents")
                 start_pool(
                     intake,
                     "generate",
@@ -221,6 +231,25 @@ class AccountSweep:
                 f"listing principals failed: {error}; rerun later with --resume"
             ) from error
 
+    async def _documents(self, records: MemoryObjectSendStream[Record]) -> None:
+        try:
+            await documents.policy_documents(self.env, records)
+        except AccessDeniedError as error:
+            raise DiscoveryError(
+                f"iam:{error.operation} was denied ({error.message}); grant "
+                "deploy/iam/policy-documents-policy.json to these credentials, or sweep "
+                "without --policy-documents"
+            ) from error
+        except AwsError as error:
+            raise DiscoveryError(
+                f"reading the policy documents failed: {error}; rerun later with --resume"
+            ) from error
+
+    def _kinds(self) -> tuple[str, ...]:
+        """The record kinds the run line counts: policy_document only when asked for."""
+        kinds = ("service", "entity", "principal", "error")
+        return (*kinds, "policy_document") if self.settings.policy_documents else kinds
+
     def _run_record(self, status: Status, counts: Mapping[str, int]) -> Record:
         stats, ctx = self.api.stats, self.env.run
         return {
@@ -234,9 +263,7 @@ class AccountSweep:
             "started": self.started,
             "finished": iso(datetime.now(UTC)),
             "status": status,
-            "records": {
-                kind: counts.get(kind, 0) for kind in ("service", "entity", "principal", "error")
-            },
+            "records": {kind: counts.get(kind, 0) for kind in self._kinds()},
             "api_calls": dict(sorted(stats.calls.items())),
             "throttled_calls": dict(sorted(stats.throttled.items())),
             "granularity": self.settings.granularity,

@@ -11,8 +11,10 @@ from aiobotocore.credentials import AioCredentials
 from aiobotocore.session import AioSession
 from botocore.awsrequest import prepare_request_dict
 
-from collector.aws.clients import account_iam, client_config
+from collector.aws.clients import account_iam, client_config, shared_iam
+from collector.aws.fastpath import REPORT_METHODS, ReportCall
 from collector.aws.shared import SharedIam, SigningError
+from collector.config.settings import Settings
 from collector.emulator import Faults
 from collector.emulator.organization import OrgOptions
 from collector.emulator.orgserver import Organization, running_organization
@@ -87,7 +89,7 @@ async def test_each_copy_acts_and_signs_in_its_own_account(org: Organization) ->
     signed = Signed()
     async for iam in template(org.endpoint):
         iam.meta.events.register("before-send.iam", signed)
-        shared = SharedIam(iam)
+        shared = SharedIam(iam, report_calls="short")  # as shared_iam makes it
         keys = {first: keys_of(org, first), second: keys_of(org, second)}
         copies = {account: await account_iam(shared, keys[account], account) for account in keys}
         with anyio.fail_after(30):
@@ -133,3 +135,26 @@ async def test_a_request_that_bypasses_its_client_is_never_signed(org: Organizat
         prepare_request_dict(request, endpoint_url=org.endpoint, context={})
         with anyio.fail_after(30), pytest.raises(SigningError):
             await copy._endpoint.make_request(operation, request)
+
+
+@pytest.mark.parametrize("fast", [True, False])
+async def test_a_copy_never_calls_through_the_templates_report_calls(
+    org: Organization, fast: bool
+) -> None:
+    """The run's template is set up like any client (its report calls on the short path), but
+    makes no call: a copy builds report calls of its own that sign with its account's keys
+    (never the template's, which hold the caller's), or keeps aiobotocore's methods when
+    `fast_report_calls` is off."""
+    settings = Settings(endpoint_url=org.endpoint, fast_report_calls=fast)
+    member = members(org)[0]
+    keys = keys_of(org, member)
+    async with shared_iam(settings, AioSession()) as shared:
+        copy = await account_iam(shared, keys, member)
+        assert copy.report_calls == ("short" if fast else "aiobotocore")
+        for method in REPORT_METHODS.values():
+            call = getattr(copy.iam, method)
+            if fast:
+                assert isinstance(call, ReportCall)
+                assert call._credentials is keys
+            else:
+                assert not isinstance(call, ReportCall)

@@ -22,7 +22,7 @@ from botocore.model import ListShape, Shape, StructureShape
 from botocore.validate import ParamValidator
 
 from collector.cli import _overrides, build_parser
-from collector.config.loading import load_settings
+from collector.config.loading import check_mode, load_settings
 from collector.org.shard import resolve_shard
 from collector.org.sweep import check_org_settings
 
@@ -361,6 +361,8 @@ def test_deploy_commands_parse_with_the_real_cli(
     if args.command != "sweep":
         return
     settings = load_settings(None, env | {"JOB_COMPLETION_INDEX": "0"}, _overrides(args))
+    if not settings.org.enabled:
+        check_mode(settings)  # no organisation-only key in a single-account job
     if settings.org.enabled:
         check_org_settings(settings)
         resolve_shard(

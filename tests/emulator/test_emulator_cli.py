@@ -82,6 +82,7 @@ def _aws(endpoint: str, home: Path, *args: str) -> dict[str, Any]:
     return json.loads(done.stdout)  # type: ignore[no-any-return]
 
 
+@pytest.mark.e2e
 def test_aws_cli_against_collector_emulate(
     served: tuple[str, subprocess.Popen[str]], tmp_path: Path
 ) -> None:
@@ -130,6 +131,7 @@ def test_aws_cli_against_collector_emulate(
     assert "Traceback" not in stderr
 
 
+@pytest.mark.e2e
 def test_emulate_exits_zero_on_sigint(served: tuple[str, subprocess.Popen[str]]) -> None:
     """SIGINT stops the server cleanly: exit 0, no traceback, nothing more on stdout."""
     _, process = served
@@ -140,6 +142,7 @@ def test_emulate_exits_zero_on_sigint(served: tuple[str, subprocess.Popen[str]])
     assert "Traceback" not in stderr
 
 
+@pytest.mark.e2e
 def test_emulate_help_lists_every_knob() -> None:
     """`collector emulate --help` documents the port, size, seed and every fault knob."""
     done = subprocess.run(
@@ -159,10 +162,12 @@ def test_emulate_help_lists_every_knob() -> None:
         "--lost-job-share",
         "--short-page-max",
         "--access-denied",
+        "--markerless",
     ):
         assert option in done.stdout
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(("command", "key"), [("list-users", "Users"), ("list-groups", "Groups")])
 def test_aws_cli_pages_list_calls(
     served_big: tuple[str, subprocess.Popen[str]], tmp_path: Path, command: str, key: str

@@ -26,15 +26,14 @@ def _code(call: Any, **params: Any) -> tuple[int, str, str]:
 
 
 def test_rate_limit_answers_throttling_beyond_the_burst(emulator_with: EmulatorFactory) -> None:
-    """A 3/s bucket serves a burst of 3 calls, then Throttling 400 "Rate exceeded" until refill."""
-    with emulator_with(faults=Faults(rate_limits={"ListUsers": 3})) as emu:
+    """A bucket of one call per 5 s serves one call, then Throttling 400 "Rate exceeded"; other
+    operations have their own bucket. (A slow rate: a loaded machine cannot refill it between
+    two calls; the refill is test_token_bucket_refills_and_refusals_take_nothing's, on a fake clock.)"""
+    with emulator_with(faults=Faults(rate_limits={"ListUsers": 0.2})) as emu:
         iam = boto3_client(emu)
-        for _ in range(3):
-            iam.list_users()
-        assert _code(iam.list_users) == (400, "Throttling", "Rate exceeded")
-        iam.list_roles()  # other operations have their own bucket (none here)
-        time.sleep(0.4)
         iam.list_users()
+        assert _code(iam.list_users) == (400, "Throttling", "Rate exceeded")
+        iam.list_roles()
 
 
 async def test_throttle_share_answers_throttling(emulator_with: EmulatorFactory) -> None:
@@ -172,6 +171,70 @@ def test_access_denied_on_list_users(emulator_with: EmulatorFactory) -> None:
     assert (status, code) == (403, "AccessDenied")
     assert "iam:ListUsers" in message
     assert roles
+
+
+def test_markerless_pages_are_truncated_without_a_marker(emulator_with: EmulatorFactory) -> None:
+    """The markerless knob drops the Marker of the named operations' truncated pages only."""
+    faults = Faults(
+        short_page_max=3, markerless=frozenset({"ListUsers", "GetServiceLastAccessedDetails"})
+    )
+    with emulator_with(faults=faults) as emu:
+        iam = boto3_client(emu)
+        users = iam.list_users(MaxItems=1000)
+        roles = iam.list_roles(MaxItems=1000)
+        arn = of_kind(emu.ground_truth(), "principal")[0]["principal_arn"]
+        job = iam.generate_service_last_accessed_details(Arn=arn)["JobId"]
+        services = iam.get_service_last_accessed_details(JobId=job, MaxItems=1000)
+    assert users["IsTruncated"] and "Marker" not in users and 1 <= len(users["Users"]) <= 3
+    assert roles["IsTruncated"] and roles["Marker"]
+    assert services["IsTruncated"] and "Marker" not in services
+
+
+S3_CALLS = [
+    ("PutObject", "put_object", {"Key": "k", "Body": b"x"}),
+    ("GetObject", "get_object", {"Key": "present"}),
+    ("DeleteObject", "delete_object", {"Key": "present"}),
+    ("CreateMultipartUpload", "create_multipart_upload", {"Key": "k.part"}),
+    ("ListMultipartUploads", "list_multipart_uploads", {"Prefix": "k"}),
+    ("ListParts", "list_parts", {"Key": "open.part", "UploadId": "UPLOAD"}),
+    ("AbortMultipartUpload", "abort_multipart_upload", {"Key": "open.part", "UploadId": "UPLOAD"}),
+    ("ListObjectsV2", "list_objects_v2", {"Prefix": "k"}),
+    (
+        "CopyObject",
+        "copy_object",
+        {"Key": "copy", "CopySource": {"Bucket": "bkt", "Key": "present"}},
+    ),
+]
+
+
+@pytest.mark.parametrize(("operation", "method", "params"), S3_CALLS, ids=[c[0] for c in S3_CALLS])
+def test_access_denied_on_an_s3_operation(
+    emulator_with: EmulatorFactory, operation: str, method: str, params: dict[str, Any]
+) -> None:
+    """--access-denied names S3 operations too: that one answers S3's AccessDenied 403, the
+    others of the same bucket keep working."""
+    with emulator_with(principals=2, faults=Faults(access_denied=frozenset({operation}))) as emu:
+        s3 = boto3_client(emu, "s3", s3={"addressing_style": "path"})
+        s3.create_bucket(Bucket="bkt")
+        if operation != "PutObject":
+            s3.put_object(Bucket="bkt", Key="present", Body=b"x")
+        if operation != "CreateMultipartUpload":
+            upload = s3.create_multipart_upload(Bucket="bkt", Key="open.part")["UploadId"]
+            params = {k: upload if v == "UPLOAD" else v for k, v in params.items()}
+        status, error = raised(getattr(s3, method), Bucket="bkt", **params)
+        assert (status, error["Code"]) == (403, "AccessDenied")
+        if operation not in ("ListObjectsV2", "PutObject"):
+            assert s3.list_objects_v2(Bucket="bkt")["KeyCount"] >= 1  # other calls are served
+
+
+def test_access_denied_on_get_caller_identity(emulator_with: EmulatorFactory) -> None:
+    """sts:GetCallerIdentity can be refused too, naming the caller and the action."""
+    with emulator_with(
+        principals=2, faults=Faults(access_denied=frozenset({"GetCallerIdentity"}))
+    ) as emu:
+        status, error = raised(boto3_client(emu, "sts").get_caller_identity)
+        assert (status, error["Code"]) == (403, "AccessDenied")
+        assert "sts:GetCallerIdentity" in error["Message"]
 
 
 def test_lognormal_latency_varies_per_job(emulator_with: EmulatorFactory) -> None:

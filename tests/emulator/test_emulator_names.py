@@ -11,6 +11,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from collector.emulator import Emulator, Faults
 from tests.support.emulator_clients import EmulatorFactory, of_kind
 
@@ -88,6 +90,7 @@ def _comparable(records: list[dict[str, Any]]) -> Counter[str]:
     )
 
 
+@pytest.mark.e2e
 def test_sweep_round_trips_names_and_paths_exactly(
     emulator_with: EmulatorFactory, tmp_path: Path
 ) -> None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -363,3 +365,76 @@ def test_list_accounts_pages_by_twenty_by_default(org_with: OrgFactory) -> None:
         assert listed == [a.id for a in org.accounts]
         under_root = organizations.list_accounts_for_parent(ParentId=org.root_id)
         assert len(under_root["Accounts"]) <= 20
+
+
+def _raw_assume_role(org: Organization, account_id: str) -> tuple[int, str, bytes]:
+    """AssumeRole's status, content type and body as the server sent them (unparsed)."""
+    sts = client(org, "sts")
+    seen: dict[str, Any] = {}
+
+    def keep(response_dict: dict[str, Any], **_: Any) -> None:
+        seen.update(response_dict)
+
+    sts.meta.events.register("before-parse.sts.AssumeRole", keep)
+    # Parsing a malformed answer fails (that is what is tested); the body was kept first.
+    with contextlib.suppress(Exception):
+        sts.assume_role(RoleArn=org.role_arn(account_id), RoleSessionName="collector-test")
+    return seen["status_code"], seen["headers"].get("Content-Type", ""), seen["body"]
+
+
+def test_member_faults_break_assume_role_answers(org_with: OrgFactory) -> None:
+    """`member_faults` number members from 1: AssumeRole into each faulty one answers 200 with an
+    empty body, an HTML page, an Expiration that is no timestamp, or one an hour past."""
+    faults = (
+        (1, "assume-empty"),
+        (2, "assume-html"),
+        (3, "assume-bad-expiry"),
+        (4, "assume-expired"),
+    )
+    with org_with(accounts=6, member_faults=faults) as org:
+        members = [a for a in org.accounts if not a.management]
+        assert [m.fault for m in members] == ["assume-empty", "assume-html", "assume-bad-expiry",
+                                              "assume-expired", None]  # fmt: skip
+        assert _raw_assume_role(org, members[0].id) == (200, "text/xml", b"")
+        status, kind, html = _raw_assume_role(org, members[1].id)
+        assert (status, kind) == (200, "text/html; charset=utf-8") and html.startswith(b"<!DOCTYPE")
+        _, _, bad = _raw_assume_role(org, members[2].id)
+        assert b"<Expiration>in an hour or so</Expiration>" in bad
+        expired = assume(org, members[3].id)["Expiration"]
+        assert expired < datetime.now(UTC) - timedelta(minutes=59)  # type: ignore[operator]
+        fine = assume(org, members[4].id)["Expiration"]
+        assert fine > datetime.now(UTC) + timedelta(minutes=59)  # type: ignore[operator]
+        assert org.assume_role_calls(members[0].id) == 1
+        assert org.assume_role_calls(members[4].id) == 1
+
+
+def test_member_faults_of_iam_and_of_refresh(org_with: OrgFactory) -> None:
+    """`no-permissions`: the role is assumed but every IAM call is AccessDenied (its identity
+    still answers); `iam-5xx`: every IAM call 500/503; `refresh-denied`: the second AssumeRole
+    is denied. `session_seconds` cuts every grant's lifetime."""
+    faults = ((1, "no-permissions"), (2, "iam-5xx"), (3, "refresh-denied"))
+    with org_with(accounts=4, member_faults=faults, session_seconds=30) as org:
+        bare, failing, once = (a.id for a in org.accounts[1:])
+        credentials = assume(org, bare)
+        assert client(org, "sts", credentials).get_caller_identity()["Account"] == bare
+        status, error = raised(client(org, "iam", credentials).list_users)
+        assert (status, error["Code"]) == (403, "AccessDenied")
+        assert "iam:ListUsers because no identity-based policy allows" in error["Message"]
+        status, error = raised(client(org, "iam", assume(org, failing)).list_roles)
+        assert status in (500, 503)
+        first = assume(org, once)
+        assert first["Expiration"] < datetime.now(UTC) + timedelta(seconds=31)  # type: ignore[operator]
+        assert client(org, "iam", first).list_users()["Users"]
+        status, error = raised(
+            client(org, "sts").assume_role, RoleArn=org.role_arn(once), RoleSessionName="again"
+        )
+        assert (status, error["Code"]) == (403, "AccessDenied")
+        assert org.assume_role_calls(once) == 2
+
+
+def test_member_fault_options_are_checked() -> None:
+    """A member number outside the members, an unknown fault, or a member given two: ValueError."""
+    for faults in (((0, "iam-5xx"),), ((3, "iam-5xx"),), ((1, "nope"),),
+                   ((1, "iam-5xx"), (1, "assume-html"))):  # fmt: skip
+        with pytest.raises(ValueError, match="member"):
+            OrgOptions(accounts=3, member_faults=faults)

@@ -15,6 +15,8 @@ from typing import Any
 
 import pytest
 
+pytestmark = pytest.mark.e2e  # every test here starts the CLI in a subprocess
+
 COLLECTOR = Path(sys.executable).with_name("collector")
 # The Makefile passes AWS_CLI: the system `aws`, or one it installs into .venv/awscli.
 AWS = os.environ.get("AWS_CLI") or shutil.which("aws")

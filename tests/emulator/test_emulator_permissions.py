@@ -68,3 +68,23 @@ def test_merge_and_tracked_action_matching() -> None:
         "CreateUser",
         "DeleteUser",
     ]
+
+
+def test_not_action_leaves_its_actions_out_of_the_tracked_ones() -> None:
+    """Allow+NotAction grants a service's tracked actions except those it names, as IAM does."""
+    grants = document_grants(
+        _doc({"Effect": "Allow", "NotAction": ["s3:CreateBucket", "s3:Delete*"], "Resource": "*"})
+    )
+    assert allowed_actions(grants["s3"], TRACKED_ACTIONS["s3"]) == [
+        "PutBucketAcl",
+        "PutBucketPolicy",
+        "PutBucketPublicAccessBlock",
+        "PutEncryptionConfiguration",
+        "PutLifecycleConfiguration",
+    ]
+    # Another statement granting the whole service brings them back.
+    merged = merge_grants(
+        [_doc({"Effect": "Allow", "NotAction": "s3:CreateBucket"}),
+         _doc({"Effect": "Allow", "Action": "s3:Create*"})]
+    )  # fmt: skip
+    assert "CreateBucket" in allowed_actions(merged["s3"], TRACKED_ACTIONS["s3"])

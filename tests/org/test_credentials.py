@@ -11,14 +11,17 @@ import anyio
 import pytest
 from aiobotocore.session import AioSession
 
-from collector.errors import AssumeRoleError, ConfigError
+from collector.config.settings import RetrySettings, Settings
+from collector.errors import AssumeRoleError, AwsError, ConfigError, CredentialRefreshError
 from collector.org.credentials import (
+    REFRESH_BACKOFF,
     AssumeRoleSettings,
     account_session,
-    caller_account,
+    session_account,
     session_name,
     sts_client,
 )
+from tests.support.hostile import proxy
 from tests.support.moto_org import (
     AUDIT_ROLE,
     MANAGEMENT,
@@ -109,13 +112,33 @@ async def test_caller_account_keeps_the_callers_own_session(org: MotoOrg) -> Non
     recorder = Recorder()
     base.register("provide-client-params.sts.AssumeRole", recorder.on_params)
     with anyio.fail_after(30):
-        caller = await caller_account(base, settings(org))
+        caller = await session_account(base, Settings(endpoint_url=org.url))
         session = await account_session(
             base, MANAGEMENT, caller_account=caller, settings=settings(org), run_id=RUN_ID
         )
     assert caller == MANAGEMENT
     assert session is base
     assert recorder.assume_role == []
+
+
+async def test_the_callers_account_is_asked_through_the_one_retry_policy(org: MotoOrg) -> None:
+    """sts:GetCallerIdentity throttled four times: the org run's caller lookup rides it out on
+    the project's retry policy (the single sweep's), where botocore's retries (three) gave up."""
+    throttled = [4]
+
+    def rule(operation: str, body: bytes) -> tuple[int, bytes] | None:
+        if operation != "GetCallerIdentity" or not throttled[0]:
+            return None
+        throttled[0] -= 1
+        return 400, (
+            b"<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code>"
+            b"<Message>Rate exceeded</Message></Error></ErrorResponse>"
+        )
+
+    retry = RetrySettings(base_delay=0.01, max_delay=0.05)
+    with proxy(org.url, rule) as url, anyio.fail_after(30):
+        account = await session_account(AioSession(), Settings(endpoint_url=url, retry=retry))
+    assert account == MANAGEMENT and throttled == [0]
 
 
 async def test_member_account_session_acts_in_that_account(org: MotoOrg) -> None:
@@ -191,11 +214,16 @@ async def test_assumed_credentials_refresh_before_they_expire(org: MotoOrg) -> N
     assert len(recorder.assume_role) == 3
 
 
-async def test_failed_mandatory_refresh_raises_assume_role_error(org: MotoOrg) -> None:
-    """When the role cannot be assumed again in the mandatory window, the call that needed
-    the credentials fails with AssumeRoleError carrying AWS's code."""
-    shift = [timedelta(0)]
+async def test_a_refresh_that_keeps_failing_ends_when_the_credentials_run_out(
+    org: MotoOrg,
+) -> None:
+    """In the mandatory window a failed AssumeRole keeps the current keys while they are valid
+    for a margin more (a tenth of their life, at most a minute); past that, the call that needed
+    them fails with CredentialRefreshError (not an AwsError: no principal's failure, the
+    account's) carrying AWS's code."""
+    start, shift = datetime.now(UTC), [timedelta(0)]  # a frozen clock: only `shift` moves it
     web = org.accounts["web"]
+    recorder = Recorder()
     with anyio.fail_after(60):
         session = await account_session(
             AioSession(),
@@ -203,37 +231,51 @@ async def test_failed_mandatory_refresh_raises_assume_role_error(org: MotoOrg) -
             caller_account=MANAGEMENT,
             settings=settings(org, duration_seconds=900),
             run_id=RUN_ID,
-            clock=lambda: datetime.now(UTC) + shift[0],
+            clock=lambda: start + shift[0],
         )
-        shift[0] = timedelta(seconds=800)
+        await identity(session, org, recorder)
+        shift[0] = timedelta(seconds=800)  # 100 s left: mandatory window, margin 60 s
         # The caller's dummy keys are unknown to IAM: moto now rejects them.
-        with org.enforcing_iam(), pytest.raises(AssumeRoleError) as caught:
-            await identity(session, org, Recorder())
-    assert caught.value.account_id == web
-    assert caught.value.code == "InvalidClientTokenId"
+        with org.enforcing_iam():
+            assert (await identity(session, org, recorder))["Account"] == web
+            shift[0] = timedelta(seconds=860)  # 40 s left, the backoff long over
+            with pytest.raises(CredentialRefreshError) as caught:
+                await identity(session, org, recorder)
+    assert recorder.signed_with[0] == recorder.signed_with[1]
+    assert not isinstance(caught.value, AwsError)
+    assert (caught.value.account_id, caught.value.code) == (web, "InvalidClientTokenId")
+    assert "\n" not in str(caught.value)
 
 
-async def test_failed_advisory_refresh_keeps_the_current_credentials(org: MotoOrg) -> None:
-    """In the advisory window a failed AssumeRole is not fatal: calls go on with the keys
-    that are still valid (botocore logs a warning), and a later refresh can succeed."""
-    shift = [timedelta(0)]
-    recorder = Recorder()
+async def test_a_failed_refresh_keeps_the_current_credentials_and_backs_off(org: MotoOrg) -> None:
+    """In the advisory window a failed AssumeRole is not fatal: calls go on with the keys that
+    are still valid, and none of them asks STS again until a backoff has passed (a failing
+    refresh must not storm STS: one AssumeRole per backoff, not one per call); after it, a
+    refresh can succeed."""
+    start, shift = datetime.now(UTC), [timedelta(0)]  # a frozen clock: only `shift` moves it
+    base, recorder = AioSession(), Recorder()
+    base.register("provide-client-params.sts.AssumeRole", recorder.on_params)
     with anyio.fail_after(60):
         session = await account_session(
-            AioSession(),
+            base,
             org.accounts["web"],
             caller_account=MANAGEMENT,
             settings=settings(org, duration_seconds=900),
             run_id=RUN_ID,
-            clock=lambda: datetime.now(UTC) + shift[0],
+            clock=lambda: start + shift[0],
         )
         await identity(session, org, recorder)
         shift[0] = timedelta(seconds=700)  # advisory window: 200 s left
         with org.enforcing_iam():  # the caller's dummy keys can no longer assume the role
-            who = await identity(session, org, recorder)
+            for _ in range(6):
+                who = await identity(session, org, recorder)
+        assert len(recorder.assume_role) == 2  # the first, and one failed refresh
+        shift[0] = timedelta(seconds=700 + REFRESH_BACKOFF)  # the first backoff is over
         await identity(session, org, recorder)  # enforcement off again: this refresh works
     assert who["Account"] == org.accounts["web"]
-    assert recorder.signed_with[0] == recorder.signed_with[1] != recorder.signed_with[2]
+    assert len(set(recorder.signed_with[:7])) == 1
+    assert recorder.signed_with[7] != recorder.signed_with[0]
+    assert len(recorder.assume_role) == 3
 
 
 async def test_denied_assume_role_is_a_typed_error(org: MotoOrg) -> None:

@@ -110,6 +110,7 @@ def swept(org: Organization, tmp_path_factory: pytest.TempPathFactory) -> tuple[
     return cwd, proc
 
 
+@pytest.mark.e2e
 def test_org_sweep_with_the_access_report_equals_truth(
     org: Organization, swept: tuple[Path, Any]
 ) -> None:
@@ -149,6 +150,7 @@ def test_org_sweep_with_the_access_report_equals_truth(
     assert all(len(r["job_id"]) == 36 for r in records[:-1])  # a FAILED job's too
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("days", [30, 180])
 def test_report_org_unused_per_ou_equals_truth(
     org: Organization, swept: tuple[Path, Any], days: int
@@ -179,6 +181,7 @@ def test_report_org_unused_per_ou_equals_truth(
     assert any(age is None for *_, age in got) and any(age is not None for *_, age in got)
 
 
+@pytest.mark.e2e
 def test_the_flag_needs_org(tmp_path: Path) -> None:
     """--org-access-report with --accounts: one line naming --org, exit 2, no AWS call."""
     proc = cli("sweep", "--accounts", "111111111111", "--role-name", ROLE, "--endpoint-url",

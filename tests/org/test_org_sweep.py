@@ -21,6 +21,8 @@ from tests.support.cli import COLLECTOR, FAST_ENV, cli, killed_on_failure, one_l
 from tests.support.org import ROLE, manifest_of, org_args
 from tests.support.sweeping import assert_matches_truth, read_lines
 
+pytestmark = pytest.mark.e2e  # every test here starts the CLI in a subprocess
+
 
 @pytest.fixture(scope="module")
 def org() -> Iterator[Organization]:

@@ -21,6 +21,8 @@ from tests.support.cli import (
 )
 from tests.support.sweeping import assert_matches_truth, read_lines
 
+pytestmark = pytest.mark.e2e  # every test here starts the CLI in a subprocess
+
 ACCOUNT = "135792468013"
 UNREACHABLE = "http://127.0.0.1:9"  # any AWS call would fail with exit 3, not 2
 

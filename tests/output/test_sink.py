@@ -91,3 +91,39 @@ def test_stdout_sink_under_capsys(capsys: pytest.CaptureFixture[str]) -> None:
     assert finish(sink, run_line(), publish=True) is None
     out = capsys.readouterr().out.splitlines()
     assert [json.loads(text)["record"] for text in out] == ["service", "run"]
+
+
+def test_running_out_of_descriptors_is_not_called_a_permissions_problem(tmp_path: Path) -> None:
+    """EMFILE while creating an output's lock or `.part` (a process at its open-files limit):
+    the line says to raise `ulimit -n` or lower the accounts in flight, never to fix the
+    directory's permissions or the output path."""
+    script = textwrap.dedent(
+        f"""
+        import resource
+        from collector.errors import OutputError
+        from collector.output.files import FileWriter
+        resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
+        held = []
+        try:
+            while True:
+                held.append(open("/dev/null"))
+        except OSError:
+            pass
+        for name, free in (("lock", 0), ("part", 1)):  # the lock takes the one free: no .part
+            for _ in range(free):
+                held.pop().close()
+            try:
+                FileWriter({str(tmp_path)!r} + f"/{{name}}.jsonl", run_id="r").open()
+            except OutputError as error:
+                print(error)
+        """
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
+    )
+    lines = proc.stdout.splitlines()
+    assert len(lines) == 2, (proc.stdout, proc.stderr)
+    assert "lock.jsonl.lock" in lines[0] and "part.jsonl.part" in lines[1], lines
+    for error in lines:
+        assert "Too many open files" in error and "ulimit -n" in error, error
+        assert "permissions" not in error and "fix the output path" not in error, error

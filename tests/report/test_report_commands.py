@@ -25,6 +25,8 @@ from tests.support.reporting import (
     sweep,
 )
 
+pytestmark = pytest.mark.e2e  # every test here starts the CLI in a subprocess
+
 ACCOUNT = "333333333333"
 PARTIAL_ACCOUNT = "444444444444"
 TYPES = ("user", "group", "role", "policy")

@@ -7,10 +7,13 @@ from datetime import date
 from pathlib import Path
 
 import boto3
+import pytest
 from botocore.config import Config
 
 from collector.emulator import EmulatorOptions, running_emulator
 from tests.support.reporting import Record, complete_services, is_unused, json_rows, report, sweep
+
+pytestmark = pytest.mark.e2e  # every test here starts the CLI in a subprocess
 
 ACCOUNT = "555555555555"
 DAYS = 30
@@ -133,15 +136,29 @@ def test_diff_of_two_sweeps(tmp_path: Path) -> None:
 
 
 def test_diff_of_an_account_on_one_side_only_says_so(tmp_path: Path) -> None:
-    """A file of another account is not read as every principal removed."""
+    """A file of another account is never read as every principal removed, nor passed silently.
+
+    No account on both sides: nothing to compare, so exit 2 and no output (an empty CSV would
+    read as "no changes"); some accounts on one side only: a warning on stderr in every format.
+    """
     with running_emulator(EmulatorOptions(principals=6, seed=2, account_id="666666666666")) as emu:
         a = tmp_path / "a.jsonl"
         assert sweep(emu.endpoint, a).returncode == 0
     with running_emulator(EmulatorOptions(principals=6, seed=2, account_id="777777777777")) as emu:
         b = tmp_path / "b.jsonl"
         assert sweep(emu.endpoint, b).returncode == 0
-    proc = report("diff", str(a), str(b), "--format", "json")
-    assert json_rows(proc) == []
-    md = report("diff", str(a), str(b), "--format", "markdown")
-    assert "account 666666666666 is only in OLD" in md.stdout
-    assert "account 777777777777 is only in NEW" in md.stdout
+    for fmt in ("csv", "json", "markdown", "table"):
+        proc = report("diff", str(a), str(b), "--format", fmt)
+        assert (proc.returncode, proc.stdout) == (2, ""), proc.stderr
+        assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+        assert proc.stderr.startswith("collector: error: OLD and NEW have no account in common")
+        assert "666666666666" in proc.stderr and "777777777777" in proc.stderr
+    out = tmp_path / "diff.csv"
+    assert report("diff", str(a), str(b), "--output", str(out)).returncode == 2
+    assert not out.exists()
+    for fmt in ("csv", "markdown"):
+        proc = report("diff", str(a), str(tmp_path / "*.jsonl"), "--format", fmt)
+        assert proc.returncode == 0, proc.stderr
+        warning = "collector: warning: account 777777777777 is only in NEW: not compared"
+        assert warning in proc.stderr.splitlines()
+    assert proc.stdout.count("account 777777777777 is only in NEW") == 1

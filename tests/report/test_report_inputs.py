@@ -71,6 +71,7 @@ def test_bad_input_is_one_line_and_exit_2(
         assert message in lines[0]
 
 
+@pytest.mark.e2e
 def test_bad_input_in_a_real_process(tmp_path: Path) -> None:
     """The installed command: mixed garbage is one line, exit 2, no traceback."""
     bad = tmp_path / "mixed.jsonl"
@@ -80,6 +81,7 @@ def test_bad_input_in_a_real_process(tmp_path: Path) -> None:
     assert proc.stderr.startswith("collector: error: ") and proc.stderr.count("\n") == 1
 
 
+@pytest.mark.e2e
 def test_gzip_and_plain_read_the_same(tmp_path: Path) -> None:
     """A .jsonl.gz is read like the plain file."""
     plain = tmp_path / "a.jsonl"
@@ -91,6 +93,7 @@ def test_gzip_and_plain_read_the_same(tmp_path: Path) -> None:
     assert json.loads(outputs[0].stdout.splitlines()[0])["principals"] == 2
 
 
+@pytest.mark.e2e
 def test_bad_flags_are_usage_errors(tmp_path: Path) -> None:
     """--days 0 and a malformed --as-of are argparse errors: one line, exit 2."""
     for flags in (["--days", "0"], ["--as-of", "23/11/2026"]):
@@ -112,6 +115,7 @@ def test_sweep_never_imports_duckdb() -> None:
     assert proc.stdout.strip() == "[]"
 
 
+@pytest.mark.e2e
 def test_missing_extra_is_one_line(tmp_path: Path) -> None:
     """Without the report extra (duckdb unimportable), the command says how to install it."""
     shadow = tmp_path / "shadow" / "duckdb"
@@ -123,7 +127,7 @@ def test_missing_extra_is_one_line(tmp_path: Path) -> None:
     )  # fmt: skip
     assert proc.returncode == 2
     assert proc.stderr == (
-        "collector: error: reports need their extra: pip install 'collector[report]'\n"
+        "collector: error: reports need their extra: pip install 'access-advisor-collector[report]'\n"
     )
 
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import re
+import select
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -66,6 +68,37 @@ def wait_for_progress(part_dir: Path, proc: subprocess.Popen[str], principals: i
             return parts[0]
         time.sleep(0.05)
     raise AssertionError("the sweep made no progress")
+
+
+# The live status line (`COLLECTOR_PROGRESS=true` draws it on a pipe too): principals done so far.
+PRINCIPALS_DONE = re.compile(r"principals (\d+)/")
+
+
+def wait_for_stderr(
+    proc: subprocess.Popen[str], until: Callable[[str], bool], timeout: float = 60
+) -> str:
+    """Read the process's stderr until `until(what it wrote so far)` holds; return that text.
+
+    Reads the pipe itself (select, then os.read) so a line without a newline, as the status
+    line is, still counts; what is read here is not in `communicate()`'s answer later.
+    """
+    assert proc.stderr is not None
+    descriptor, seen = proc.stderr.fileno(), ""
+    deadline = time.monotonic() + timeout
+    while (left := deadline - time.monotonic()) > 0:
+        ready, _, _ = select.select([descriptor], [], [], min(left, 1.0))
+        if ready:
+            chunk = os.read(descriptor, 1 << 16)
+            assert chunk, f"the process closed stderr first (exit {proc.poll()}): {seen[-2000:]}"
+            seen += chunk.decode(errors="replace")
+            if until(seen):
+                return seen
+    raise AssertionError(f"not seen on stderr within {timeout} s: {seen[-2000:]}")
+
+
+def principals_done(stderr: str) -> int:
+    """The largest principals-done count the status lines in `stderr` showed."""
+    return max((int(count) for count in PRINCIPALS_DONE.findall(stderr)), default=0)
 
 
 def one_line_error(proc: subprocess.CompletedProcess[str], code: int, *words: str) -> None:

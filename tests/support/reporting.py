@@ -34,10 +34,11 @@ def clean_env() -> dict[str, str]:
     return base | _SWEEP_ENV
 
 
-def sweep(endpoint: str, output: Path) -> subprocess.CompletedProcess[str]:
-    """`collector sweep` of the emulator into OUTPUT, in a subprocess."""
+def sweep(endpoint: str, output: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    """`collector sweep` of the emulator into OUTPUT, in a subprocess (`extra` options too)."""
     return subprocess.run(
-        [COLLECTOR, "sweep", "--endpoint-url", endpoint, "--output", str(output), "--no-progress"],
+        [COLLECTOR, "sweep", "--endpoint-url", endpoint, "--output", str(output), "--no-progress",
+         *extra],
         capture_output=True, text=True, timeout=180, env=clean_env(),
     )  # fmt: skip
 

@@ -78,6 +78,7 @@ async def test_sweep_output_equals_ground_truth(
     assert run["api_calls"]["GenerateServiceLastAccessedDetails"] == run["records"]["principal"]
 
 
+@pytest.mark.e2e
 def test_sweep_to_stdout_equals_ground_truth(emulator: Emulator, tmp_path: Path) -> None:
     """`collector sweep --output -` streams the same records on stdout, logs on stderr."""
     proc = subprocess.run(

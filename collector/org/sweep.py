@@ -449,6 +449,7 @@ class OrgSweep:
                     resume_run=self.run_id,
                     account=await account_iam(shared.iam, credentials, account.id),
                     early_polls=False,  # the accounts in flight share the CPU: poll when due
+                    output_s3=self._s3 if self._template.is_s3 else None,
                 )
             except Exception as error:  # whatever it is, see _failed: one account, never the run
                 return _failed(entry, error)

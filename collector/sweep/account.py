@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
 import structlog
@@ -32,6 +32,11 @@ from collector.sweep.jobs import JobLatencies
 from collector.sweep.pipeline import AccountSweep, SweepResult
 from collector.sweep.shutdown import Shutdown
 from collector.template import PART_SUFFIX, OutputTemplate
+
+if TYPE_CHECKING:
+    from types_aiobotocore_s3 import S3Client
+else:
+    S3Client = Any
 
 log = structlog.get_logger()
 
@@ -97,6 +102,19 @@ async def _aborted_on_failure(writer: S3Writer) -> AsyncIterator[None]:
 
 
 @asynccontextmanager
+async def _s3(
+    settings: Settings, given: S3Client | None, session: AioSession | None
+) -> AsyncIterator[S3Client]:
+    """The S3 client given (left open: an organisation run's one for every account), or one
+    opened here for the session."""
+    if given is not None:
+        yield given
+        return
+    async with s3_client(settings, session) as s3:
+        yield s3
+
+
+@asynccontextmanager
 async def _s3_output(
     settings: Settings,
     session: AioSession | None,
@@ -105,6 +123,7 @@ async def _s3_output(
     run_id: str,
     owner: str,
     resume_run: str | None,
+    given: S3Client | None,
 ) -> AsyncIterator[tuple[S3Writer, ResumeState]]:
     """The S3 writer, its upload started: fresh, or carrying over the newest `KEY.part` (only
     one of run `resume_run`, when given).
@@ -113,7 +132,7 @@ async def _s3_output(
     aborted (a fresh run); a live sweep's, which keeps showing a heartbeat, is left alone.
     """
     target = S3Target(owner, settings.sse_kms_key_id, settings.s3_orphan_after)
-    async with s3_client(settings, session) as s3:
+    async with _s3(settings, given, session) as s3:
         part = None
         if settings.resume:
             part = await find_resumable(s3, template, account_id, target)
@@ -198,11 +217,13 @@ async def sweep_account(
     resume_run: str | None = None,
     account: AccountIam | None = None,
     early_polls: bool = True,
+    output_s3: S3Client | None = None,
 ) -> SweepResult:
     """Sweep the account the credentials belong to into the configured output.
 
     An organisation sweep hands each account its copy of one shared IAM client (`account`),
-    writes S3 output with `output_session`, the caller's own, not the role's, to a bucket
+    writes S3 output through its one S3 client (`output_s3`) or with `output_session`, the
+    caller's own, not the role's, to a bucket
     expected to belong to `output_owner` (the caller's account), learns job latency across
     its accounts (`latencies`), polls no job before it is due (`early_polls`: see
     AccountSweep), and resumes only a `.part` of its own run (`resume_run`); a single sweep
@@ -233,7 +254,7 @@ async def sweep_account(
                 owner = settings.s3_bucket_owner or output_owner or account_id
                 async with _s3_output(
                     settings, output_session or session, template, account_id, run_id, owner,
-                    resume_run,
+                    resume_run, output_s3,
                 ) as (writer, state):  # fmt: skip
                     return await _run(swept, writer, state)
             if early is None:

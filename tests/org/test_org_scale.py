@@ -3,12 +3,14 @@ accounts in flight, and nothing kept per finished account."""
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import anyio
+import boto3
 import pytest
 from aiobotocore.session import AioSession
 
@@ -44,10 +46,13 @@ class Recorded(OrgProgress):
         return super().sweep_started(account_id)
 
 
-async def sweep_org(org: Organization, out: Path, **changes: Any) -> tuple[OrgResult, Recorded]:
+async def sweep_org(
+    org: Organization, out: Path | str, **changes: Any
+) -> tuple[OrgResult, Recorded]:
+    """Sweep the whole organisation in this process; `out` a directory or an s3:// prefix."""
     settings = fast_settings(
         org.endpoint,
-        out / "{account_id}.jsonl",
+        f"{out}/{{account_id}}.jsonl",
         org=OrgSettings(org=True, role_name=ROLE),
         **changes,
     )
@@ -85,6 +90,32 @@ async def test_every_account_uses_one_iam_client_and_one_sts_client(
     assert_complete_and_exact(org, result, tmp_path)
     assert (progress.done, progress.in_flight, progress.queued) == (6, 0, 0)
     assert progress.sweeping == {}  # every account's counts folded into the totals
+
+
+async def test_every_account_writes_s3_output_through_the_runs_one_s3_client(
+    org: Organization, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """S3 output: the run opens one S3 client (resume, uploads, manifest) and every account's
+    upload goes through it, instead of a client and connection pool per account; every
+    account's object is exact."""
+    s3 = boto3.client("s3", endpoint_url=org.endpoint, region_name="us-east-1",
+                      aws_access_key_id="testing", aws_secret_access_key="testing")  # fmt: skip
+    s3.create_bucket(Bucket="scale-exports")
+    created: Counter[str] = Counter()
+    create_client: Any = AioSession.create_client
+
+    def counted(self: AioSession, service: str, *args: Any, **kwargs: Any) -> Any:
+        created[service] += 1
+        return create_client(self, service, *args, **kwargs)
+
+    monkeypatch.setattr(AioSession, "create_client", counted)
+    result, _ = await sweep_org(org, "s3://scale-exports")
+    assert created["s3"] == 1
+    assert {entry.outcome for entry in result.manifest.accounts} == {"complete"}
+    for account in org.accounts:
+        body = s3.get_object(Bucket="scale-exports", Key=f"{account.id}.jsonl")["Body"].read()
+        lines = [json.loads(line) for line in body.splitlines()]
+        assert_matches_truth(lines, org.ground_truth(account.id))
 
 
 async def test_accounts_in_flight_never_exceed_the_bound(org: Organization, tmp_path: Path) -> None:

@@ -210,6 +210,7 @@ class OrgSweep:
         self._running: set[anyio.CancelScope] = set()
         self._stopped_at: float | None = None
         self._lock_lost: OutputLockedError | None = None
+        self._peak_in_flight = 0  # the most accounts that ran at once (the finished line says)
 
     def stop(self, grace: float) -> None:
         """A stop request (Shutdown calls it): nothing new starts; the listing and AssumeRole
@@ -332,7 +333,8 @@ class OrgSweep:
             return OrgResult(manifest, None)  # no manifest: the run is not over; --resume it
         s3 = self._s3 if path.startswith("s3://") else None
         await _publish_manifest(manifest, path, s3, self._target)
-        log.info("collector.org.finished", manifest=str(path), outcomes=manifest.outcomes())
+        log.info("collector.org.finished", manifest=str(path), outcomes=manifest.outcomes(),
+                 peak_accounts_in_flight=self._peak_in_flight)  # fmt: skip
         return OrgResult(manifest, path)
 
     async def _access_report(
@@ -382,6 +384,7 @@ class OrgSweep:
                 for account in todo:
                     await in_flight.acquire(account)
                     in_flight.queued -= 1
+                    self._peak_in_flight = max(self._peak_in_flight, in_flight.in_flight)
                     self.progress.in_flight += 1
                     accounts.start_soon(
                         self._one, shared, account, in_flight, name=f"account-{account.id}"

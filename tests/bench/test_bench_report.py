@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import report, results, suite
+from bench.__main__ import parse
 from bench.limit import (
     ENTITIES,
     GENERATE,
@@ -271,3 +272,13 @@ def test_rounds_keep_the_median_and_show_each() -> None:
     assert "| **collector (ours)** | 180.00, 100.00, 140.00 | 140.00 |" in report.render(
         {run.key: run}
     )
+
+
+def test_org_accounts_sizes_only_the_org_many_organisation() -> None:
+    """`--org-accounts 400` makes org-many an organisation of 400 accounts (the issue's
+    must-show) and leaves the accounts scenario's 20 as they are."""
+    options, _ = parse(["--scenario", "accounts,org-many", "--org-accounts", "400"])
+    assert [(s.name, s.accounts) for s in options.scenarios] == [
+        ("accounts", 20),
+        ("org-many", 400),
+    ]

@@ -232,6 +232,9 @@ def test_accounts_in_flight_fit_in_the_hard_open_files_limit(
     started = started_event(proc.stderr)
     assert (started["open_files"], started["accounts_in_flight"]) == (300, 6)
     assert "collector.org.accounts_in_flight_limited" in proc.stderr
+    finished = next(json.loads(line) for line in proc.stderr.splitlines()
+                    if '"collector.org.finished"' in line)  # fmt: skip
+    assert 1 <= finished["peak_accounts_in_flight"] <= 6
     assert {e["outcome"] for e in manifest_of(tmp_path)["accounts"]} == {"complete"}
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from bench.report import rerender
@@ -54,6 +55,13 @@ def parse(argv: list[str]) -> tuple[Options, bool]:
     parser.add_argument("--principals", type=int, default=1000, help="single-account size (1000)")
     parser.add_argument(
         "--org-principals", type=int, default=200, help="principals per account of an org (200)"
+    )
+    parser.add_argument(
+        "--org-accounts",
+        type=int,
+        default=None,
+        metavar="N",
+        help="accounts of the org-many organisation (1000); e.g. 400 for issue 27's must-show",
     )
     parser.add_argument("--seed", type=int, default=0, help="account seed (0)")
     parser.add_argument(
@@ -105,8 +113,14 @@ def parse(argv: list[str]) -> tuple[Options, bool]:
             parser.error(f"--variant expects COLLECTOR_KEY=VALUE, got {variant!r}")
     if args.principals < 4 or args.org_principals < 4:
         parser.error("--principals and --org-principals must be >= 4")
+    scenarios = args.scenario
+    if args.org_accounts is not None:
+        if args.org_accounts < 1:
+            parser.error("--org-accounts must be >= 1")
+        sized = replace(SCENARIOS["org-many"], accounts=args.org_accounts)
+        scenarios = [sized if scenario.name == "org-many" else scenario for scenario in scenarios]
     return Options(
-        scenarios=args.scenario,
+        scenarios=scenarios,
         principals=args.principals,
         org_principals=args.org_principals,
         seed=args.seed,

@@ -74,6 +74,8 @@ class ToolResult:
     efficiency: float | None  # T_min / full time, when every principal was reported
     timeline: Timeline | None
     summary: Mapping[str, Any] = field(default_factory=dict)
+    emulator_cpu: float | None = None  # seconds the emulator's process used during the run
+    rounds_cpu_per_call_ms: tuple[float, ...] = ()  # each round's, when the tool ran in rounds
 
     @property
     def calls_total(self) -> int:

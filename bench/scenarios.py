@@ -30,6 +30,9 @@ class Scenario:
     accounts: int = 0  # > 0: an organisation of this many accounts, swept with --org
     shards: int = 0  # > 0: also the same org swept by this many shard processes at once
     peers: bool = False  # the peers' scripts run too (single account only)
+    principals: int | None = None  # per account, whatever --principals/--org-principals say
+    rounds: int = 1  # every tool this many times, in turn: the median round is kept
+    plain_loop: bool = False  # the plain aiobotocore loop runs beside the collector
 
     @property
     def throttled(self) -> bool:
@@ -64,18 +67,31 @@ SCENARIOS: Mapping[str, Scenario] = {
             "cpu",
             "CPU per call, unthrottled",
             "the default account with no rate limits and no job latency; the collector's own "
-            f"rate ceilings at {UNTHROTTLED_COLLECTOR_RATE:g}/s: it runs as fast as its CPU allows",
+            f"rate ceilings at {UNTHROTTLED_COLLECTOR_RATE:g}/s: it runs as fast as its CPU "
+            "allows; a plain aiobotocore loop beside it (`bench/baselines/plain_loop.py`), "
+            "the two in turn for 3 rounds, the median round of each kept",
             rates=MappingProxyType({}),
             latency="0",
+            rounds=3,
+            plain_loop=True,
         ),
         Scenario(
             "accounts",
             "an organisation: one process, then two shard processes",
             "an organisation (emulated) whose accounts each have the default account's rates; "
-            "`collector sweep --org` with every account in flight, by one process, then by two "
+            "`collector sweep --org` with default settings, by one process, then by two "
             "shard processes at once (`--shard 0/2`, `--shard 1/2`, one `--run-id`)",
             accounts=20,
             shards=2,
+        ),
+        Scenario(
+            "org-many",
+            "a thousand small accounts in one process",
+            "an organisation (emulated) of 1,000 accounts of 8 principals each, the default "
+            "account's rates and job latency per account; `collector sweep --org` with default "
+            "settings (accounts in flight chosen by the collector)",
+            accounts=1000,
+            principals=8,
         ),
     )
 }

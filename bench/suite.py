@@ -33,7 +33,7 @@ from bench.measure import run_side_by_side, tool_env
 from bench.results import Machine, Parameters, Run, Timeline, ToolResult
 from bench.scenarios import DEFAULT_RATES, UNTHROTTLED_COLLECTOR_RATE, Scenario
 from bench.score import score
-from bench.tools import BASELINES, Tool, collector_tools, org_tools
+from bench.tools import BASELINES, PLAIN_LOOP, Tool, collector_tools, org_tools
 
 # Between two tools: the account's buckets refill (1 s) and the per-second counts of two
 # tools never share a second.
@@ -76,7 +76,7 @@ def run(options: Options) -> list[Run]:
 
 def _scenario(options: Options, scenario: Scenario, commit: str) -> Run:
     org = scenario.accounts > 0
-    principals = options.org_principals if org else options.principals
+    principals = scenario.principals or (options.org_principals if org else options.principals)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     workdir = options.runs_dir / f"{stamp}-{scenario.name}-{principals}"
     workdir.mkdir(parents=True, exist_ok=True)
@@ -111,16 +111,22 @@ def _scenario(options: Options, scenario: Scenario, commit: str) -> Run:
         )
         _say(f"bench: {scenario.name}: served at {emulator.endpoint}; T_min {limit.t_min:.1f} s")
         order = list(dict.fromkeys(record["principal_arn"] for record in truth))
+        rounds: dict[str, list[tuple[ToolResult, list[dict[str, Any]]]]] = {}
+        for round_ in range(scenario.rounds):
+            for tool in tools:  # in turn: the machine's drift reaches every tool alike
+                time.sleep(GAP_SECONDS)
+                suffix = f"-round{round_}" if scenario.rounds > 1 else ""
+                result, calls = _run_tool(tool, rates, emulator, truth, order, workdir, suffix)
+                rounds.setdefault(tool.name, []).append((result, calls))
+                _say(
+                    f"bench: {tool.name}{suffix}: {result.wall:.1f} s, "
+                    f"{result.completeness.rows_lost} rows lost, CPU/call "
+                    f"{result.cpu_per_call_ms or 0:.2f} ms"
+                )
         for tool in tools:
-            time.sleep(GAP_SECONDS)
-            result, calls = _run_tool(tool, rates, emulator, truth, order, workdir)
+            result, calls = _median_round(rounds[tool.name])
             measured.append(result)
             series[tool.name] = calls
-            _say(
-                f"bench: {tool.name}: {result.wall:.1f} s, "
-                f"{result.completeness.rows_lost} rows lost, CPU/call "
-                f"{result.cpu_per_call_ms or 0:.2f} ms"
-            )
     ours = next((r for r in measured if not r.baseline), None)
     if ours is not None and not org and scenario.faults and scenario.throttled:
         # Short pages and random refusals are forced on any sweep: count the ones served.
@@ -154,6 +160,18 @@ def _scenario(options: Options, scenario: Scenario, commit: str) -> Run:
     return run
 
 
+def _median_round(
+    rounds: Sequence[tuple[ToolResult, list[dict[str, Any]]]],
+) -> tuple[ToolResult, list[dict[str, Any]]]:
+    """The round with the median CPU per call, carrying every round's figure."""
+    if len(rounds) == 1:
+        return rounds[0]
+    ordered = sorted(rounds, key=lambda pair: pair[0].cpu_per_call_ms or 0.0)
+    result, calls = ordered[len(ordered) // 2]
+    each = tuple(round(r.cpu_per_call_ms or 0.0, 4) for r, _ in rounds)
+    return replace(result, rounds_cpu_per_call_ms=each), calls
+
+
 def _median(latency: str) -> float:
     """The median of a `--latency` value: fixed, lognormal:MEDIAN:SIGMA or uniform:LOW:HIGH."""
     kind, _, rest = latency.partition(":")
@@ -180,8 +198,10 @@ def _unthrottled() -> dict[str, float]:
 
 def _tools(options: Options, scenario: Scenario) -> list[Tool]:
     if scenario.accounts:
-        return org_tools(scenario.rates, scenario.accounts, scenario.shards)
+        return org_tools(scenario.rates, scenario.shards)
     tools = collector_tools(scenario.rates, list(options.variants))
+    if scenario.plain_loop:
+        tools.append(PLAIN_LOOP)
     if scenario.peers:
         for tool in BASELINES:
             if tool.name in options.tools:
@@ -216,8 +236,9 @@ def _run_tool(
     truth: Sequence[Mapping[str, Any]],
     order: list[str],
     workdir: Path,
+    suffix: str = "",
 ) -> tuple[ToolResult, list[dict[str, Any]]]:
-    safe = tool.name.replace("[", "_").replace("]", "").replace("=", "-")
+    safe = tool.name.replace("[", "_").replace("]", "").replace("=", "-") + suffix
     output = workdir / safe
     subset = _subset(order, tool.subset_cap)
     arns_file = None
@@ -226,6 +247,8 @@ def _run_tool(
         arns_file.write_text("\n".join(subset) + "\n", encoding="utf-8")
     _say(f"bench: running {tool.name} on {len(subset or order)} principals ...")
     commands = tool.commands(emulator.endpoint, output, arns_file)
+    serving = psutil.Process(emulator.process.pid)
+    emulator_before = sum(serving.cpu_times()[:2])
     processes = run_side_by_side(
         commands,
         env=tool_env(workdir, tool.env),
@@ -238,7 +261,8 @@ def _run_tool(
     started = min(p.started for p in processes)
     finished = max(p.finished for p in processes)
     wall = max(p.wall for p in processes)
-    calls = emulator.calls(started, finished)
+    calls = emulator.calls(started, finished)  # waits for the counts written after the run
+    emulator_cpu = sum(serving.cpu_times()[:2]) - emulator_before
     served: Counter[str] = Counter()
     refused: dict[str, Counter[str]] = {}
     for count in calls:
@@ -278,6 +302,7 @@ def _run_tool(
         efficiency=None,  # judged once the scenario's limit is final
         timeline=_timeline(calls, int(started), finished, rates),
         summary=tool.summary(output, workdir / f"{safe}.0.stdout"),
+        emulator_cpu=emulator_cpu,
     )
     start = int(started)
     return result, [

@@ -26,7 +26,7 @@ class Tool:
     module: str | None  # a baseline script (`python -m ...`), or None for the collector
     subset_cap: int  # principals at most; more would take over ~10 minutes
     env: Mapping[str, str] = field(default_factory=dict)
-    accounts: int = 0  # > 0: an organisation sweep with this many accounts in flight
+    org: bool = False  # an organisation sweep (`--org`, default settings otherwise)
     shards: int = 0  # > 0: this many shard processes at once
 
     @property
@@ -40,10 +40,9 @@ class Tool:
             command += ["--output", f"{output}.jsonl"]
             return [command + (["--arns", str(arns)] if arns is not None else [])]
         sweep = [str(COLLECTOR), "sweep", "--endpoint-url", endpoint, "--no-progress"]
-        if not self.accounts:
+        if not self.org:
             return [[*sweep, "--output", f"{output}.jsonl"]]
         sweep += ["--org", "--role-name", AUDIT_ROLE, "--run-id", RUN_ID]
-        sweep += ["--max-accounts-in-flight", str(self.accounts)]
         sweep += ["--output", f"{output}/{{account_id}}.jsonl"]
         sweep += ["--manifest", f"{output}/manifest-{{shard}}.json"]
         if not self.shards:
@@ -52,7 +51,7 @@ class Tool:
 
     def records(self, output: Path) -> Iterator[dict[str, Any]]:
         """Everything it wrote: its JSONL file, or every account's file of an org sweep."""
-        if not self.accounts:
+        if not self.org:
             yield from read_jsonl(output.with_name(output.name + ".jsonl"))
             return
         for path in sorted(output.glob("*.jsonl")):
@@ -86,6 +85,14 @@ def collector_env(rates: Mapping[str, float]) -> dict[str, str]:
         "COLLECTOR_RATES_LIST": f"{min(rates[op] for op in LISTS.values()):g}",
     }
 
+
+# The cpu scenario's baseline: the same work in a plain aiobotocore loop.
+PLAIN_LOOP = Tool(
+    name="plain_loop",
+    label="plain aiobotocore loop",
+    module="bench.baselines.plain_loop",
+    subset_cap=10**9,
+)
 
 BASELINES = (
     Tool(
@@ -128,10 +135,10 @@ def collector_tools(rates: Mapping[str, float], variants: list[str]) -> list[Too
     return tools
 
 
-def org_tools(rates: Mapping[str, float], accounts: int, shards: int) -> list[Tool]:
+def org_tools(rates: Mapping[str, float], shards: int) -> list[Tool]:
     """The org sweep by one process, and (with `shards`) by that many shard processes."""
     env = collector_env(rates)
-    tools = [Tool("collector", "**collector --org, 1 process**", None, 10**9, env, accounts)]
+    tools = [Tool("collector", "**collector --org, 1 process**", None, 10**9, env, org=True)]
     if shards:
         tools.append(
             Tool(
@@ -140,8 +147,8 @@ def org_tools(rates: Mapping[str, float], accounts: int, shards: int) -> list[To
                 None,
                 10**9,
                 env,
-                accounts,
-                shards,
+                org=True,
+                shards=shards,
             )
         )
     return tools

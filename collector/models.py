@@ -263,9 +263,36 @@ class CallStats:
 
 @dataclass
 class OrgProgress:
-    """Live counts of the whole run, for one progress line over every account."""
+    """Live counts of the whole run, for one progress line over every account.
 
-    accounts: int = 0
+    Only the accounts being swept keep counts of their own; when one ends, its counts are
+    added to the run's totals once and dropped. So a progress snapshot costs O(accounts in
+    flight) and nothing here grows with the number of accounts swept.
+    """
+
+    accounts: int = 0  # to sweep in this run
     done: int = 0
     in_flight: int = 0
-    sweeps: list[tuple[Counters, CallStats]] = field(default_factory=list)
+    sweeping: dict[str, tuple[Counters, CallStats]] = field(default_factory=dict)
+    swept: Counters = field(default_factory=Counters)  # of the accounts that ended
+    swept_calls: int = 0
+    swept_throttled: int = 0
+
+    @property
+    def queued(self) -> int:
+        """Accounts not started yet."""
+        return max(0, self.accounts - self.done - self.in_flight)
+
+    def sweep_started(self, account_id: str) -> tuple[Counters, CallStats]:
+        """The counts a new account's sweep keeps (shown while it runs)."""
+        counts = self.sweeping[account_id] = (Counters(), CallStats())
+        return counts
+
+    def sweep_ended(self, account_id: str) -> None:
+        """Fold an ended sweep's counts into the run's totals."""
+        counters, stats = self.sweeping.pop(account_id)
+        self.swept.principals_found += counters.principals_found
+        self.swept.principals_done += counters.principals_done
+        self.swept.errors += counters.errors
+        self.swept_calls += sum(stats.calls.values())
+        self.swept_throttled += sum(stats.throttled.values())

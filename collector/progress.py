@@ -24,15 +24,15 @@ class ProgressSnapshot:
     calls_per_s: float
     throttled: int
     errors: int
-    accounts: tuple[int, int, int] | None = None  # done, in flight, total (organisation sweeps)
+    accounts: tuple[int, int, int] | None = None  # done, in flight, queued (organisation sweeps)
 
 
 def render(snap: ProgressSnapshot) -> str:
     """The status line for one snapshot."""
     accounts = ""
     if snap.accounts is not None:
-        done, in_flight, total = snap.accounts
-        accounts = f"accounts {done}/{total} ({in_flight} in flight) | "
+        done, in_flight, queued = snap.accounts
+        accounts = f"accounts {done} done, {in_flight} in flight, {queued} queued | "
     return accounts + (
         f"principals {snap.principals_done}/{snap.principals_found}"
         f" | jobs in flight {snap.jobs_in_flight}"
@@ -79,22 +79,25 @@ def sweep_snapshot(counters: Counters, stats: CallStats) -> Callable[[], Progres
 
 
 def org_snapshot(org: OrgProgress) -> Callable[[], ProgressSnapshot]:
-    """Snapshots summed over every account of an organisation sweep."""
+    """Snapshots of a whole organisation sweep: the ended accounts' totals plus the accounts in
+    flight, so each costs O(accounts in flight) however many accounts the run has."""
     window: list[tuple[float, int]] = [(time.monotonic(), 0)]
 
     def snapshot() -> ProgressSnapshot:
         now = time.monotonic()
-        total = sum(sum(stats.calls.values()) for _, stats in org.sweeps)
+        sweeping = list(org.sweeping.values())
+        swept = org.swept
+        total = org.swept_calls + sum(sum(stats.calls.values()) for _, stats in sweeping)
         then, before = window[0]
         window[0] = (now, total)
         return ProgressSnapshot(
-            principals_found=sum(c.principals_found for c, _ in org.sweeps),
-            principals_done=sum(c.principals_done for c, _ in org.sweeps),
-            jobs_in_flight=sum(c.jobs_in_flight for c, _ in org.sweeps),
+            principals_found=swept.principals_found + sum(c.principals_found for c, _ in sweeping),
+            principals_done=swept.principals_done + sum(c.principals_done for c, _ in sweeping),
+            jobs_in_flight=sum(c.jobs_in_flight for c, _ in sweeping),
             calls_per_s=(total - before) / max(now - then, 1e-6),
-            throttled=sum(sum(s.throttled.values()) for _, s in org.sweeps),
-            errors=sum(c.errors for c, _ in org.sweeps),
-            accounts=(org.done, org.in_flight, org.accounts),
+            throttled=org.swept_throttled + sum(sum(s.throttled.values()) for _, s in sweeping),
+            errors=swept.errors + sum(c.errors for c, _ in sweeping),
+            accounts=(org.done, org.in_flight, org.queued),
         )
 
     return snapshot

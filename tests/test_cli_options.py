@@ -9,6 +9,7 @@ import pytest
 
 from collector.cli import _overrides, build_parser
 from collector.config.loading import check_mode, env_name, load_settings, options
+from collector.config.settings import Settings
 from tests.support.cli import COLLECTOR, cli, one_line_error
 
 
@@ -85,7 +86,10 @@ def test_org_only_options_at_their_defaults_and_run_id_are_accepted() -> None:
     single-account run too), are no reason to refuse a single-account sweep."""
     settings = load_settings(
         None,
-        {"COLLECTOR_MAX_ACCOUNTS_IN_FLIGHT": "4", "COLLECTOR_RUN_ID": "nightly"},
+        {
+            "COLLECTOR_MAX_ACCOUNTS_IN_FLIGHT": str(Settings().max_accounts_in_flight),
+            "COLLECTOR_RUN_ID": "nightly",
+        },
         {"org.role_session_name": "collector-{run_id}"},
     )
     check_mode(settings)

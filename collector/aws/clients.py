@@ -12,9 +12,10 @@ from aiobotocore.session import AioSession
 from botocore.exceptions import BotoCoreError, ProfileNotFound
 
 from collector import __version__
-from collector.aws.fastpath import install_short_path
+from collector.aws.fastpath import REPORT_METHODS, install_short_path, use_fast_report_calls
 from collector.aws.http import BoundedHttpSession
 from collector.aws.iam import NO_CREDENTIALS
+from collector.aws.shared import SharedIam
 from collector.config.settings import Settings
 from collector.errors import CredentialsError
 
@@ -32,6 +33,17 @@ class Clients:
 
     iam: IAMClient
     sts: STSClient
+    report_calls: str = "aiobotocore"  # which path the three report calls take
+
+
+@dataclass(frozen=True)
+class AccountIam:
+    """An IAM client acting in a known account, opened and closed by its owner (an
+    organisation sweep's copy of its shared client): the account sweep neither closes it nor
+    asks STS who it is."""
+
+    iam: IAMClient
+    account_id: str
     report_calls: str = "aiobotocore"  # which path the three report calls take
 
 
@@ -109,3 +121,33 @@ async def open_clients(
         sts = await stack.enter_async_context(session.create_client("sts", **options))
         report_calls = await install_short_path(iam, enabled=settings.fast_report_calls)
         yield Clients(iam=iam, sts=sts, report_calls=report_calls)
+
+
+@asynccontextmanager
+async def shared_iam(settings: Settings, session: AioSession) -> AsyncIterator[SharedIam]:
+    """The IAM client every account of an organisation sweep copies (see SharedIam), tuned
+    once; closed, with the connection pool all copies use, when the sweep is over."""
+    config = client_config(parameter_validation=False)
+    async with session.create_client(
+        "iam", region_name=settings.region, endpoint_url=settings.endpoint_url, config=config
+    ) as iam:
+        report_calls = await install_short_path(iam, enabled=settings.fast_report_calls)
+        for method in REPORT_METHODS.values():
+            # The template makes no call: its short-path calls would sign with the caller's
+            # keys, so no copy may inherit them (each copy builds its own, see account_iam).
+            vars(iam).pop(method, None)
+        yield SharedIam(iam, report_calls=report_calls)
+
+
+async def account_iam(shared: SharedIam, credentials: Any, account_id: str) -> AccountIam:
+    """A copy of the shared IAM client that signs with one account's credentials, its report
+    calls on the short path when the template's are."""
+    iam = shared.client(credentials)
+    report_calls = "aiobotocore"
+    if shared.report_calls != "aiobotocore":
+        short = await use_fast_report_calls(iam)
+        if len(short) == len(REPORT_METHODS):
+            report_calls = "short"
+        elif short:
+            report_calls = "short: " + ", ".join(sorted(short))
+    return AccountIam(iam=iam, account_id=account_id, report_calls=report_calls)

@@ -455,10 +455,22 @@ class Settings:
     ] = 600.0  # fmt: skip
     max_accounts_in_flight: Annotated[
         int,
-        _bounded(1, 256, "an integer"),
-        _help("accounts swept side by side"),
+        _bounded(1, 4096, "an integer"),
+        _help(
+            "most accounts swept side by side; fewer while the process lacks CPU (event-loop "
+            "lag) or memory (--memory-budget)"
+        ),
         Flag("--max-accounts-in-flight", metavar="N", org=True),
-    ] = 4
+    ] = 256
+    memory_budget_mb: Annotated[
+        int | None,
+        _bounded(32, 1_048_576, "an integer"),
+        _help(
+            "resident MB above which an organisation sweep starts no more accounts; null: half "
+            "the container's memory limit, at most 1024"
+        ),
+        Flag("--memory-budget", metavar="MB", org=True),
+    ] = None
     manifest: Annotated[
         str | None,
         _help("manifest path template ({run_id}, {date}, {shard})"),

@@ -125,6 +125,19 @@ class _Provider(CredentialProvider):
         return self._credentials
 
 
+class _Lent:
+    """An open client handed to code that wants to `async with` a new one: the lender closes it."""
+
+    def __init__(self, client: STSClient) -> None:
+        self._client = client
+
+    async def __aenter__(self) -> STSClient:
+        return self._client
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        return None
+
+
 def client_config() -> AioConfig:
     """STS client settings: botocore's standard retries (throttling, 5xx), short timeouts."""
     return AioConfig(
@@ -271,12 +284,15 @@ async def assumed_credentials(
     run_id: str,
     *,
     clock: Clock = utc_now,
+    sts: STSClient | None = None,
 ) -> AioRefreshableCredentials:
     """The role's credentials, fetched now (so a denial shows before any work) and refreshed
     by aiobotocore itself before they expire: in the advisory window and then the mandatory one,
     a failed refresh keeps the current credentials while they last (see _Refresh). An answer
     that is not credentials (HTML, empty, an expiry that is no time or already past) is asked
     again, then AssumeRoleError. `clock` is the time the windows are measured on (tests move it).
+    `sts`: an open STS client of `base` to call AssumeRole with, now and at every refresh (an
+    organisation sweep's one client and connection pool); without it, each call opens its own.
     """
     source = await base.get_credentials()
     if source is None:
@@ -288,7 +304,9 @@ async def assumed_credentials(
     if settings.duration_seconds is not None:
         extra["DurationSeconds"] = settings.duration_seconds
 
-    def create_sts(service: str, **keys: Any) -> ClientCreatorContext[STSClient]:
+    def create_sts(service: str, **keys: Any) -> ClientCreatorContext[STSClient] | _Lent:
+        if sts is not None:
+            return _Lent(sts)  # signs with `base`'s credentials, the fetcher's source too
         return sts_client(base, settings, **keys)  # the fetcher passes the source keys
 
     fetcher = AioAssumeRoleCredentialFetcher(
@@ -334,6 +352,26 @@ async def assumed_credentials(
         mandatory_timeout=mandatory,
         account_id=first.get("account_id"),
     )
+
+
+async def account_credentials(
+    base: AioSession,
+    account_id: str,
+    *,
+    caller_account: str,
+    settings: AssumeRoleSettings,
+    run_id: str,
+    sts: STSClient | None = None,
+    clock: Clock = utc_now,
+) -> Any:
+    """The credentials that act in `account_id`: `base`'s own for the caller's account, else
+    the assumed role's (refreshing themselves; AssumeRole through `sts` when given).
+
+    Raises AssumeRoleError (AWS's code and message) when the role cannot be assumed.
+    """
+    if account_id == caller_account:
+        return await base.get_credentials()
+    return await assumed_credentials(base, account_id, settings, run_id, clock=clock, sts=sts)
 
 
 async def account_session(

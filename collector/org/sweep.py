@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import AsyncExitStack, contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -14,9 +14,9 @@ import anyio
 import anyio.to_thread
 import structlog
 from aiobotocore.session import AioSession
-from anyio.streams.memory import MemoryObjectReceiveStream
 
-from collector.aws.clients import caller_session, client_config, s3_client
+from collector.aws.clients import account_iam, caller_session, client_config, s3_client, shared_iam
+from collector.aws.shared import SharedIam
 from collector.config.settings import Settings
 from collector.errors import (
     AssumeRoleError,
@@ -24,9 +24,15 @@ from collector.errors import (
     OutputLockedError,
     first_collector_error,
 )
-from collector.models import CallStats, Counters, OrgProgress, Record
+from collector.models import OrgProgress, Record
 from collector.org.accessrun import finished_report, output_location, write_org_access
-from collector.org.credentials import AssumeRoleSettings, account_session, session_account
+from collector.org.credentials import (
+    AssumeRoleSettings,
+    account_credentials,
+    session_account,
+    sts_client,
+)
+from collector.org.inflight import AccountsInFlight, InFlightPolicy, memory_budget
 from collector.org.listing import Account, AccountListing, AccountSelection, list_accounts
 from collector.org.listing import read_account_file as read_ids
 from collector.org.manifest import (
@@ -46,7 +52,6 @@ from collector.output.s3 import S3Target, s3_call, split
 from collector.sweep.account import sweep_account
 from collector.sweep.descriptors import accounts_within, open_files_limit
 from collector.sweep.jobs import JobLatencies
-from collector.sweep.pools import start_pool
 from collector.sweep.shutdown import Shutdown
 from collector.template import OutputTemplate
 
@@ -63,6 +68,17 @@ STOP_MARGIN = 2.0
 
 # Outcomes after which the run's exit code says "not everything is there" (1).
 INCOMPLETE = frozenset({"partial", "interrupted", "failed", "assume_role_denied"})
+
+
+@dataclass(frozen=True)
+class _Shared:
+    """What every account of the run uses: the caller's session and account, one STS client
+    for every AssumeRole, and the IAM client each account gets a copy of."""
+
+    base: AioSession
+    caller: str
+    sts: Any
+    iam: SharedIam
 
 
 @dataclass(frozen=True)
@@ -161,8 +177,9 @@ def _missing_included(listing: AccountListing, settings: Settings) -> None:
 
 
 class OrgSweep:
-    """Account sweeps side by side, at most `max_accounts_in_flight` at once, each with its own
-    credentials, token buckets and jobs-in-flight bound; failures stay per account."""
+    """Account sweeps side by side, as many at once as CPU and memory allow (at most
+    `max_accounts_in_flight`), each with its own credentials, token buckets and jobs-in-flight
+    bound; failures stay per account."""
 
     def __init__(
         self,
@@ -193,6 +210,7 @@ class OrgSweep:
         self._running: set[anyio.CancelScope] = set()
         self._stopped_at: float | None = None
         self._lock_lost: OutputLockedError | None = None
+        self._peak_in_flight = 0  # the most accounts that ran at once (the finished line says)
 
     def stop(self, grace: float) -> None:
         """A stop request (Shutdown calls it): nothing new starts; the listing and AssumeRole
@@ -279,12 +297,13 @@ class OrgSweep:
         self._entries += [unswept_entry(a, excluded=True) for a in listing.excluded]
         todo = listing.to_sweep
         self.progress.accounts = len(todo)
-        # Each account may hold its whole IAM connection pool open: never more accounts than
-        # the open-files limit allows (an EMFILE would fail accounts with a misleading reason).
+        # The IAM and STS connection pools are shared by every account; each account adds its
+        # output's files and an S3 upload: never more accounts than the open-files limit allows
+        # (an EMFILE would fail accounts with a misleading reason).
         open_files = open_files_limit()
         pool: int = getattr(client_config(), "max_pool_connections", 10)  # not in the stubs
-        fit = accounts_within(open_files, pool)
-        workers = min(self.settings.max_accounts_in_flight, max(len(todo), 1), fit)
+        fit = accounts_within(open_files - 2 * pool, 0)
+        upper = min(self.settings.max_accounts_in_flight, max(len(todo), 1), fit)
         if fit < min(self.settings.max_accounts_in_flight, len(todo)):
             log.warning("collector.org.accounts_in_flight_limited", open_files=open_files,
                         requested=self.settings.max_accounts_in_flight, allowed=fit)  # fmt: skip
@@ -295,18 +314,18 @@ class OrgSweep:
             accounts=len(todo),
             not_swept=len(self._entries),
             shard=str(self.shard) if self.shard else None,
-            accounts_in_flight=workers,
+            accounts_in_flight=upper,
             open_files=open_files,
         )
-        send, receive = anyio.create_memory_object_stream[Account](0)
-        async with anyio.create_task_group() as group:
-            start_pool(group, "account", workers, self._worker(base, caller), receive)
+        async with (
+            sts_client(base, self._assume) as sts,
+            shared_iam(self.settings, base) as iam,
+            anyio.create_task_group() as group,
+        ):
             if self.settings.org_access_report and (self.shard is None or self.shard.index == 0):
                 # Once per run (shard 0), beside the account sweeps, for the whole listing.
                 group.start_soon(self._access_report, base, caller, whole, path)
-            async with send:
-                for account in todo:
-                    await send.send(account)
+            await self._sweep_accounts(todo, upper, _Shared(base, caller, sts, iam))
         manifest = self._manifest(started, listing)
         if self._lock_lost is not None:
             raise self._lock_lost  # another run holds the manifest now: it publishes, not us
@@ -314,7 +333,8 @@ class OrgSweep:
             return OrgResult(manifest, None)  # no manifest: the run is not over; --resume it
         s3 = self._s3 if path.startswith("s3://") else None
         await _publish_manifest(manifest, path, s3, self._target)
-        log.info("collector.org.finished", manifest=str(path), outcomes=manifest.outcomes())
+        log.info("collector.org.finished", manifest=str(path), outcomes=manifest.outcomes(),
+                 peak_accounts_in_flight=self._peak_in_flight)  # fmt: skip
         return OrgResult(manifest, path)
 
     async def _access_report(
@@ -352,23 +372,35 @@ class OrgSweep:
         ) as client:
             return await list_accounts(chosen, client)
 
-    def _worker(
-        self, base: AioSession, caller: str
-    ) -> Callable[[MemoryObjectReceiveStream[Account]], Any]:
-        async def work(receive: MemoryObjectReceiveStream[Account]) -> None:
-            async with receive:
-                async for account in receive:
+    async def _sweep_accounts(self, todo: Sequence[Account], upper: int, shared: _Shared) -> None:
+        """A task per account, each started once the in-flight limit has room for it."""
+        in_flight = AccountsInFlight(
+            InFlightPolicy(upper=upper, memory_budget=memory_budget(self.settings.memory_budget_mb))
+        )
+        async with anyio.create_task_group() as watching:
+            watching.start_soon(in_flight.watch, name="accounts-in-flight")
+            async with anyio.create_task_group() as accounts:
+                in_flight.queued = len(todo)
+                for account in todo:
+                    await in_flight.acquire(account)
+                    in_flight.queued -= 1
+                    self._peak_in_flight = max(self._peak_in_flight, in_flight.in_flight)
                     self.progress.in_flight += 1
-                    try:
-                        entry = await self._account(base, caller, account)
-                    finally:
-                        self.progress.in_flight -= 1
-                    self.progress.done += 1
-                    self._entries.append(entry)
+                    accounts.start_soon(
+                        self._one, shared, account, in_flight, name=f"account-{account.id}"
+                    )
+            watching.cancel_scope.cancel()
 
-        return work
+    async def _one(self, shared: _Shared, account: Account, in_flight: AccountsInFlight) -> None:
+        try:
+            entry = await self._account(shared, account)
+        finally:
+            in_flight.release(account)
+            self.progress.in_flight -= 1
+        self.progress.done += 1
+        self._entries.append(entry)
 
-    async def _account(self, base: AioSession, caller: str, account: Account) -> AccountEntry:
+    async def _account(self, shared: _Shared, account: Account) -> AccountEntry:
         """One account's sweep, whatever happens to it, as its manifest entry."""
         entry = AccountEntry(
             account_id=account.id,
@@ -379,7 +411,7 @@ class OrgSweep:
         )
         if self.shutdown.requested:
             return entry  # never started: --resume will
-        session: AioSession | None = None
+        credentials: Any = None
         with self._phase(self._starting):
             try:
                 if self.settings.resume:
@@ -388,9 +420,9 @@ class OrgSweep:
                         log.info("collector.org.account_already_done", account_id=account.id)
                         return replace(entry, outcome=done["status"], output=done["output"],
                                        records=done.get("records") or {})  # fmt: skip
-                session = await account_session(
-                    base, account.id, caller_account=caller, settings=self._assume,
-                    run_id=self.run_id,
+                credentials = await account_credentials(
+                    shared.base, account.id, caller_account=shared.caller,
+                    settings=self._assume, run_id=self.run_id, sts=shared.sts,
                 )  # fmt: skip
             except AssumeRoleError as error:
                 # Denied is the role's configuration; anything else (a 5xx, a timeout, an
@@ -402,10 +434,9 @@ class OrgSweep:
                                error=AccountError(error.code, error.message))  # fmt: skip
             except Exception as error:  # whatever it is, see _failed: one account, never the run
                 return _failed(entry, error)
-        if session is None or self.shutdown.requested:
+        if credentials is None or self.shutdown.requested:
             return entry  # stopped before its sweep began: --resume sweeps it
-        counters, stats = Counters(), CallStats()
-        self.progress.sweeps.append((counters, stats))
+        counters, stats = self.progress.sweep_started(account.id)
         result = None
         with self._phase(self._running):
             try:
@@ -415,14 +446,18 @@ class OrgSweep:
                     shutdown=self.shutdown,
                     counters=counters,
                     stats=stats,
-                    session=session,
-                    output_session=base,
-                    output_owner=caller,
+                    output_session=shared.base,
+                    output_owner=shared.caller,
                     latencies=self._latencies,
                     resume_run=self.run_id,
+                    account=await account_iam(shared.iam, credentials, account.id),
+                    early_polls=False,  # the accounts in flight share the CPU: poll when due
+                    output_s3=self._s3 if self._template.is_s3 else None,
                 )
             except Exception as error:  # whatever it is, see _failed: one account, never the run
                 return _failed(entry, error)
+            finally:
+                self.progress.sweep_ended(account.id)
         if result is None:
             return entry  # cut off past the stop's grace: interrupted, its .part kept
         return replace(

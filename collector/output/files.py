@@ -18,7 +18,10 @@ from collector.output.lock import OutputLock
 from collector.output.sink import output_error
 from collector.template import part_path
 
-_BUFFER = 1 << 20
+# The sink writes a batch of up to 1,024 lines at once (larger writes skip the buffer): the
+# buffer only gathers small batches. Small, as an organisation sweep holds a file per account
+# in flight (it was 1 MiB each).
+_BUFFER = 64 << 10
 # How often written lines are pushed from our buffers (and gzip's) into the file: a process
 # killed with SIGKILL loses at most this many seconds of work, not the whole run.
 CHECKPOINT_SECONDS = 5.0

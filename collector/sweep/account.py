@@ -7,13 +7,13 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
 import structlog
 from aiobotocore.session import AioSession
 
-from collector.aws.clients import open_clients, s3_client
+from collector.aws.clients import AccountIam, open_clients, s3_client
 from collector.aws.iam import Caller, caller_account
 from collector.config.settings import Settings
 from collector.models import CallStats, Counters, RunContext, iso
@@ -32,6 +32,11 @@ from collector.sweep.jobs import JobLatencies
 from collector.sweep.pipeline import AccountSweep, SweepResult
 from collector.sweep.shutdown import Shutdown
 from collector.template import PART_SUFFIX, OutputTemplate
+
+if TYPE_CHECKING:
+    from types_aiobotocore_s3 import S3Client
+else:
+    S3Client = Any
 
 log = structlog.get_logger()
 
@@ -97,6 +102,19 @@ async def _aborted_on_failure(writer: S3Writer) -> AsyncIterator[None]:
 
 
 @asynccontextmanager
+async def _s3(
+    settings: Settings, given: S3Client | None, session: AioSession | None
+) -> AsyncIterator[S3Client]:
+    """The S3 client given (left open: an organisation run's one for every account), or one
+    opened here for the session."""
+    if given is not None:
+        yield given
+        return
+    async with s3_client(settings, session) as s3:
+        yield s3
+
+
+@asynccontextmanager
 async def _s3_output(
     settings: Settings,
     session: AioSession | None,
@@ -105,6 +123,7 @@ async def _s3_output(
     run_id: str,
     owner: str,
     resume_run: str | None,
+    given: S3Client | None,
 ) -> AsyncIterator[tuple[S3Writer, ResumeState]]:
     """The S3 writer, its upload started: fresh, or carrying over the newest `KEY.part` (only
     one of run `resume_run`, when given).
@@ -113,7 +132,7 @@ async def _s3_output(
     aborted (a fresh run); a live sweep's, which keeps showing a heartbeat, is left alone.
     """
     target = S3Target(owner, settings.sse_kms_key_id, settings.s3_orphan_after)
-    async with s3_client(settings, session) as s3:
+    async with _s3(settings, given, session) as s3:
         part = None
         if settings.resume:
             part = await find_resumable(s3, template, account_id, target)
@@ -148,6 +167,25 @@ async def _s3_output(
             yield writer, state
 
 
+@asynccontextmanager
+async def _iam_in_account(
+    settings: Settings,
+    given: AccountIam | None,
+    session: AioSession | None,
+    credentials: Mapping[str, str] | None,
+    stats: CallStats,
+) -> AsyncIterator[tuple[Any, str, str]]:
+    """The IAM client, its account id and which path its report calls take: the client given
+    (left open: its owner closes it), or clients opened here for the session or keys, and the
+    account asked of STS."""
+    if given is not None:
+        yield given.iam, given.account_id, given.report_calls
+        return
+    async with open_clients(settings, session=session, credentials=credentials) as clients:
+        account_id = await caller_account(clients.sts, Caller(settings.retry, stats))
+        yield clients.iam, account_id, clients.report_calls
+
+
 @dataclass(frozen=True, kw_only=True)
 class _Account:
     """What one account's sweep runs with, whichever output it writes to."""
@@ -160,6 +198,7 @@ class _Account:
     counters: Counters | None
     stats: CallStats
     latencies: JobLatencies | None
+    early_polls: bool = True  # see AccountSweep
     report_calls: str = "aiobotocore"  # which path the three report calls take (start-up line)
 
 
@@ -176,13 +215,19 @@ async def sweep_account(
     credentials: Mapping[str, str] | None = None,
     latencies: JobLatencies | None = None,
     resume_run: str | None = None,
+    account: AccountIam | None = None,
+    early_polls: bool = True,
+    output_s3: S3Client | None = None,
 ) -> SweepResult:
     """Sweep the account the credentials belong to into the configured output.
 
-    An organisation sweep writes S3 output with `output_session`, the caller's own, not the
-    role's, to a bucket expected to belong to `output_owner` (the caller's account), learns
-    job latency across its accounts (`latencies`), and resumes only a `.part` of its own run
-    (`resume_run`); a single sweep resumes the newest `.part`, whatever its run.
+    An organisation sweep hands each account its copy of one shared IAM client (`account`),
+    writes S3 output through its one S3 client (`output_s3`) or with `output_session`, the
+    caller's own, not the role's, to a bucket
+    expected to belong to `output_owner` (the caller's account), learns job latency across
+    its accounts (`latencies`), polls no job before it is due (`early_polls`: see
+    AccountSweep), and resumes only a `.part` of its own run (`resume_run`); a single sweep
+    resumes the newest `.part`, whatever its run.
     """
     stats = stats or CallStats()
     template = OutputTemplate.parse(settings.output)
@@ -195,20 +240,23 @@ async def sweep_account(
             _locked_writer, template, "", run_id, settings.resume, resume_run
         )
     try:
-        async with open_clients(settings, session=session, credentials=credentials) as clients:
-            account_id = await caller_account(clients.sts, Caller(settings.retry, stats))
-            account = _Account(
-                settings=settings, iam=clients.iam, account_id=account_id, run_id=run_id,
+        async with _iam_in_account(settings, account, session, credentials, stats) as (
+            iam,
+            account_id,
+            report_calls,
+        ):
+            swept = _Account(
+                settings=settings, iam=iam, account_id=account_id, run_id=run_id,
                 shutdown=shutdown, counters=counters, stats=stats, latencies=latencies,
-                report_calls=clients.report_calls,
+                early_polls=early_polls, report_calls=report_calls,
             )  # fmt: skip
             if template.is_s3:
                 owner = settings.s3_bucket_owner or output_owner or account_id
                 async with _s3_output(
                     settings, output_session or session, template, account_id, run_id, owner,
-                    resume_run,
+                    resume_run, output_s3,
                 ) as (writer, state):  # fmt: skip
-                    return await _run(account, writer, state)
+                    return await _run(swept, writer, state)
             if early is None:
                 early = await anyio.to_thread.run_sync(
                     _locked_writer, template, account_id, run_id, settings.resume, resume_run
@@ -216,7 +264,7 @@ async def sweep_account(
             state = ResumeState()
             if isinstance(early, FileWriter):
                 state = await _open_file(early, account_id)
-            return await _run(account, early, state)
+            return await _run(swept, early, state)
     except BaseException:
         if isinstance(early, FileWriter):
             early.close()
@@ -236,6 +284,7 @@ async def _run(account: _Account, writer: Writer, state: ResumeState) -> SweepRe
         counters=account.counters,
         stats=account.stats,
         latencies=account.latencies,
+        early_polls=account.early_polls,
     )
     log.info(
         "collector.sweep.started",

@@ -9,8 +9,8 @@ import resource
 UNLIMITED_CAP = 1 << 20
 # The process itself: the caller's clients, the manifest and its lock, logs, the interpreter.
 RESERVED = 64
-# An account beside its IAM connection pool: its STS and S3 clients, the AssumeRole client of a
-# refresh, its output's `.part`, lock and resume files.
+# An account beyond the connection pools every account shares (IAM, STS): its S3 upload, its
+# output's `.part`, lock and resume files.
 ACCOUNT_OVERHEAD = 16
 
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
-from bench import report, results
+from bench import report, results, suite
+from bench.__main__ import parse
 from bench.limit import (
     ENTITIES,
     GENERATE,
@@ -189,3 +191,94 @@ def test_an_unthrottled_run_says_why_it_has_no_efficiency() -> None:
     assert "| n/a: no rate limits |" in report.render({unthrottled.key: unthrottled})
     missing = replace(base, tools=(replace(base.tools[0], efficiency=None),))
     assert "| n/a: principals missing |" in report.render({missing.key: missing})
+
+
+def _org_run(accounts: int, cpu: float, wall: float, ideal: float) -> Run:
+    base = _run()
+    tool = replace(
+        base.tools[0], label="**collector --org, 1 process**", cpu=cpu, wall=wall, emulator_cpu=9.5
+    )
+    return replace(
+        base,
+        key=f"org-many-{accounts}",
+        scenario="org-many",
+        parameters=replace(base.parameters, accounts=accounts, principals=8),
+        ideal=ideal,
+        tools=(tool,),
+    )
+
+
+def test_an_organisation_row_shows_cpu_per_account_and_the_emulators_cpu() -> None:
+    """CPU per account is the collector's CPU over the accounts; the emulator's CPU, the ideal
+    and ideal / T sit beside it; the org-many targets judge T, CPU per account and RSS."""
+    run = _org_run(accounts=1000, cpu=18.0, wall=50.0, ideal=12.5)
+    text = report.render({run.key: run})
+    assert (
+        "| org-many-1000 | **collector --org, 1 process** | 1,000 x 8 | 50.0 | 12.5 | 0.25 | "
+        "18.0 | 18.0 | 3600.00 | 70 | 9.5 |" in text
+    )
+    assert "| org-many: T <= 60 s | 50.0 s (org-many-1000) | **PASS** |" in text
+    assert (
+        "| org-many: collector CPU per account <= 20 ms | 18.0 ms (org-many-1000) | **PASS** |"
+        in text
+    )
+    slow = _org_run(accounts=1000, cpu=30.0, wall=61.0, ideal=12.5)
+    text = report.render({slow.key: slow})
+    assert "| org-many: T <= 60 s | 61.0 s (org-many-1000) | **MISS** |" in text
+    assert (
+        "| org-many: collector CPU per account <= 20 ms | 30.0 ms (org-many-1000) | **MISS** |"
+        in text
+    )
+
+
+def test_cpu_per_call_is_judged_against_the_plain_loop_of_the_same_run() -> None:
+    """The cpu scenario's verdict is the collector's CPU per call over the plain loop's, both
+    from the same run; an org sweep's per call is judged against that run's collector."""
+    base = _run()
+    ours = replace(base.tools[0], cpu=1.0)  # 5 calls: 200 ms per call
+    plain = replace(base.tools[0], name="plain_loop", label="plain aiobotocore loop", cpu=2.5,
+                    baseline=True)  # fmt: skip
+    cpu = replace(base, key="cpu-1000", scenario="cpu", tools=(ours, plain),
+                  parameters=replace(base.parameters, principals=1000))  # fmt: skip
+    org = _org_run(accounts=1000, cpu=1.1, wall=50.0, ideal=12.5)
+    text = report.render({cpu.key: cpu, org.key: org})
+    assert "0.40x (cpu-1000) | **PASS** |" in text
+    assert (
+        "| org-many: CPU per call <= 1.2x the single-account sweep's (cpu scenario) | 1.10x" in text
+    )
+
+
+def test_the_accounts_verdict_is_the_ideal_over_t() -> None:
+    """One process is judged by how close it comes to the simulated ideal scheduler."""
+    base = _run()
+    run = replace(base, key="accounts-200", scenario="accounts", ideal=18.0,
+                  parameters=replace(base.parameters, accounts=20, principals=200),
+                  tools=(replace(base.tools[0], wall=20.0),))  # fmt: skip
+    assert "| accounts: ideal / T >= 0.9, one process | 0.90 (accounts-200) | **PASS** |" in (
+        report.render({run.key: run})
+    )
+
+
+def test_rounds_keep_the_median_and_show_each() -> None:
+    """Tools run in rounds keep the round with the median CPU per call, and list every round."""
+    base = _run().tools[0]
+    rounds: list[tuple[ToolResult, list[dict[str, Any]]]] = [
+        (replace(base, cpu=cpu), []) for cpu in (0.9, 0.5, 0.7)
+    ]
+    kept, _ = suite._median_round(rounds)
+    assert kept.cpu == 0.7
+    assert kept.rounds_cpu_per_call_ms == (180.0, 100.0, 140.0)
+    run = replace(_run(), tools=(kept,))
+    assert "| **collector (ours)** | 180.00, 100.00, 140.00 | 140.00 |" in report.render(
+        {run.key: run}
+    )
+
+
+def test_org_accounts_sizes_only_the_org_many_organisation() -> None:
+    """`--org-accounts 400` makes org-many an organisation of 400 accounts (the issue's
+    must-show) and leaves the accounts scenario's 20 as they are."""
+    options, _ = parse(["--scenario", "accounts,org-many", "--org-accounts", "400"])
+    assert [(s.name, s.accounts) for s in options.scenarios] == [
+        ("accounts", 20),
+        ("org-many", 400),
+    ]

@@ -223,14 +223,18 @@ def test_a_low_soft_open_files_limit_is_raised_to_the_hard_one(
 def test_accounts_in_flight_fit_in_the_hard_open_files_limit(
     busy_org: Organization, tmp_path: Path
 ) -> None:
-    """Soft and hard limit 300: each account may hold its whole IAM pool (64 connections) and a
-    few files, so two run at once whatever --max-accounts-in-flight asks; the log says so, and
-    every account completes instead of some failing on EMFILE with a misleading hint."""
+    """Soft and hard limit 300: the shared IAM and STS pools (64 connections each) and the
+    process's own 64 set aside, each account needs 16 more (its files, its S3 upload), so six
+    run at once whatever --max-accounts-in-flight asks; the log says so, and every account
+    completes instead of some failing on EMFILE with a misleading hint."""
     proc = sweep_with_open_files(busy_org, tmp_path, "-n 300")
     assert proc.returncode == 0, proc.stderr[-3000:]
     started = started_event(proc.stderr)
-    assert (started["open_files"], started["accounts_in_flight"]) == (300, 2)
+    assert (started["open_files"], started["accounts_in_flight"]) == (300, 6)
     assert "collector.org.accounts_in_flight_limited" in proc.stderr
+    finished = next(json.loads(line) for line in proc.stderr.splitlines()
+                    if '"collector.org.finished"' in line)  # fmt: skip
+    assert 1 <= finished["peak_accounts_in_flight"] <= 6
     assert {e["outcome"] for e in manifest_of(tmp_path)["accounts"]} == {"complete"}
 
 

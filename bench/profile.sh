@@ -4,7 +4,8 @@
 # serves ACCOUNTS accounts of 8 principals (IAM's rates, lognormal job latency) from this
 # checkout's emulator, sweeps them with CHECKOUT's collector (its own .venv; IN_FLIGHT is
 # --max-accounts-in-flight, or "default"), and writes $PROFILE_DIR/LABEL/profile.txt
-# (py-spy --format raw); `python -m bench.profile_top` prints its top rows.
+# (py-spy --format raw; PYSPY_FLAGS=--gil samples only the thread that holds the GIL, i.e. CPU);
+# `python -m bench.profile_top` prints its top rows.
 set -e
 WT=$(cd "$1" && pwd); LABEL=$2; ACCOUNTS=$3; INFLIGHT=$4
 OUT=${PROFILE_DIR:-/tmp/collector-profile}/$LABEL; rm -rf "$OUT"; mkdir -p "$OUT"
@@ -21,7 +22,7 @@ export AWS_CONFIG_FILE=$OUT/none AWS_SHARED_CREDENTIALS_FILE=$OUT/none
 export COLLECTOR_RATES_GENERATE=20 COLLECTOR_RATES_GET=20 COLLECTOR_RATES_GET_WITH_ENTITIES=20 COLLECTOR_RATES_LIST=10
 cd "$OUT"
 INF=""; [ "$INFLIGHT" != default ] && INF="--max-accounts-in-flight $INFLIGHT"
-/usr/bin/time -v "$BENCH_VENV/bin/py-spy" record --rate 200 --format raw -o "$OUT/profile.txt" -- \
+/usr/bin/time -v "$BENCH_VENV/bin/py-spy" record --rate 200 ${PYSPY_FLAGS:-} --format raw -o "$OUT/profile.txt" -- \
   "$WT/.venv/bin/python" "$WT/.venv/bin/collector" sweep --endpoint-url "$ENDPOINT" --no-progress --org --role-name collector-audit \
   --run-id prof --output "$OUT/out/{account_id}.jsonl" $INF 2> "$OUT/sweep.err" || true
 kill $EMU; wait $EMU 2>/dev/null || true

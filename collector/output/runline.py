@@ -7,20 +7,18 @@ import json
 import re
 import zlib
 from collections.abc import Callable
-from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from collector.errors import S3Error
 from collector.models import Record
-from collector.output.s3 import S3Target, s3_call, split
+from collector.output.s3 import S3Target, newest_object, s3_call, split
 from collector.template import OutputTemplate
 
 if TYPE_CHECKING:
     from types_aiobotocore_s3 import S3Client
-    from types_aiobotocore_s3.type_defs import ListObjectsV2OutputTypeDef
 else:
-    S3Client = ListObjectsV2OutputTypeDef = Any
+    S3Client = Any
 
 TAIL_BYTES = 1 << 16  # a run line is about a kilobyte: the tail of a plain object holds it
 _GZIP = 31  # zlib wbits for a gzip stream (members concatenated are read one after another)
@@ -99,14 +97,6 @@ async def s3_run_line(s3: S3Client, uri: str, target: S3Target, run_id: str) -> 
     return _ours(tail, run_id)
 
 
-def _listing(s3: S3Client, bucket: str, prefix: str, owner: str, token: str | None) -> Any:
-    if token is None:
-        return s3.list_objects_v2(Bucket=bucket, Prefix=prefix, ExpectedBucketOwner=owner)
-    return s3.list_objects_v2(
-        Bucket=bucket, Prefix=prefix, ExpectedBucketOwner=owner, ContinuationToken=token
-    )
-
-
 async def s3_published_run(
     s3: S3Client, template: OutputTemplate, account_id: str, run_id: str, target: S3Target
 ) -> Record | None:
@@ -115,23 +105,8 @@ async def s3_published_run(
     bucket, key_template = split(template.text)
     prefix = key_template.split("{", 1)[0]
     pattern = re.compile(OutputTemplate.parse(key_template).regex(account_id=account_id))
-    uri = f"s3://{bucket}/{prefix}"
-    found: list[tuple[Any, str]] = []
-    token: str | None = None
-    while True:
-        page: ListObjectsV2OutputTypeDef = await s3_call(
-            uri, partial(_listing, s3, bucket, prefix, target.expected_owner, token)
-        )
-        found += [
-            (item.get("LastModified"), item.get("Key", ""))
-            for item in page.get("Contents", [])
-            if pattern.fullmatch(item.get("Key", ""))
-        ]
-        token = page.get("NextContinuationToken") if page.get("IsTruncated") else None
-        if token is None:
-            break
-    if not found:
+    newest = await newest_object(s3, bucket, prefix, pattern, target.expected_owner)
+    if newest is None:
         return None
-    newest = f"s3://{bucket}/{max(found)[1]}"
     record = await s3_run_line(s3, newest, target, run_id)
     return None if record is None else record | {"output": newest}

@@ -314,10 +314,17 @@ async def find_resumable(
     """
     bucket, prefix, pattern = template_keys(template, account_id)
     owner = target.expected_owner
-    uri = f"s3://{bucket}/{prefix}"
     async for upload in _uploads(s3, bucket, prefix, owner):
         if pattern.fullmatch(upload.get("Key", "")):
             await _recover(s3, bucket, upload, target)
+    return await newest_object(s3, bucket, prefix, pattern, owner)
+
+
+async def newest_object(
+    s3: S3Client, bucket: str, prefix: str, pattern: re.Pattern[str], owner: str
+) -> str | None:
+    """The URI of the newest object under `prefix` whose whole key matches `pattern`, if any."""
+    uri = f"s3://{bucket}/{prefix}"
     found: list[tuple[Any, str]] = []
     token: str | None = None
     while True:

@@ -19,7 +19,7 @@ from collector.emulator import Faults
 from collector.emulator.organization import OrgOptions
 from collector.emulator.orgserver import Organization, running_organization
 from tests.support.cli import COLLECTOR, FAST_ENV, cli, killed_on_failure
-from tests.support.org import manifest_of, org_args
+from tests.support.org import manifest_of, org_args, stopped_mid_org_sweep
 from tests.support.sweeping import read_lines
 
 pytestmark = pytest.mark.e2e  # every test runs the collector CLI
@@ -83,18 +83,8 @@ def test_resume_of_another_run_adopts_none_of_its_parts(org: Organization, tmp_p
     .part is not carried over, d1's published files are swept again)."""
     out = tmp_path / "out"
     args = org_args(org, "--run-id", "d1", "--max-accounts-in-flight", "1")
-    proc = subprocess.Popen(
-        [COLLECTOR, *args], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True, env=os.environ | FAST_ENV,
-    )  # fmt: skip
-    with killed_on_failure(proc):
-        deadline = time.monotonic() + 120
-        while not (out.exists() and list(out.glob("*.jsonl")) and list(out.glob("*.part"))):
-            assert proc.poll() is None and time.monotonic() < deadline, "no account finished"
-            time.sleep(0.05)
-        proc.send_signal(signal.SIGTERM)
-        _, stderr = proc.communicate(timeout=60)
-    assert proc.returncode == 143, stderr[-2000:]
+    returncode, stderr = stopped_mid_org_sweep(args, tmp_path)
+    assert returncode == 143, stderr[-2000:]
     parts = [path.name for path in out.glob("*.part")]
     assert parts and read_lines(out / parts[0])[0]["run_id"] == "d1"
     resumed = cli(*org_args(org, "--run-id", "d2", "--resume"), cwd=tmp_path, timeout=300)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import gzip
 import json
 import os
-import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -18,7 +17,7 @@ from collector.emulator import Faults
 from collector.emulator.organization import OrgOptions
 from collector.emulator.orgserver import Organization, running_organization
 from tests.support.cli import COLLECTOR, FAST_ENV, cli, killed_on_failure, one_line_error
-from tests.support.org import ROLE, manifest_of, org_args
+from tests.support.org import ROLE, manifest_of, org_args, stopped_mid_org_sweep
 from tests.support.sweeping import assert_matches_truth, read_lines
 
 pytestmark = pytest.mark.e2e  # every test here starts the CLI in a subprocess
@@ -86,19 +85,11 @@ def test_sigterm_mid_org_sweep_then_resume_redoes_no_finished_account(
 ) -> None:
     """SIGTERM while accounts are in flight, then --resume: the same files as an uninterrupted
     run, and no account that had finished is swept again."""
-    proc = subprocess.Popen(
-        [COLLECTOR, *org_args(org, "--max-accounts-in-flight", "1")], cwd=tmp_path,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ | FAST_ENV,
-    )  # fmt: skip
+    returncode, stderr = stopped_mid_org_sweep(
+        org_args(org, "--max-accounts-in-flight", "1"), tmp_path
+    )
     out = tmp_path / "out"
-    with killed_on_failure(proc):
-        deadline = time.monotonic() + 120
-        while not (out.exists() and list(out.glob("*.jsonl")) and list(out.glob("*.part"))):
-            assert proc.poll() is None and time.monotonic() < deadline, "no account finished"
-            time.sleep(0.05)
-        proc.send_signal(signal.SIGTERM)
-        _, stderr = proc.communicate(timeout=60)
-    assert proc.returncode == 143, stderr[-2000:]
+    assert returncode == 143, stderr[-2000:]
     assert not (out / "manifest.json").exists()  # the run is not over: no completion marker
     finished = {path.name: path.stat().st_mtime_ns for path in out.glob("*.jsonl")}
     resumed = cli(*org_args(org, "--resume"), cwd=tmp_path, timeout=300)
